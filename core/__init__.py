@@ -1,0 +1,1 @@
+"""Logic shared by the pages and the command line; no Streamlit here."""

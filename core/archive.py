@@ -1,0 +1,160 @@
+"""Zip archives of class folders: safe reading, and writing augmented copies.
+
+An upload is checked before anything is inflated: every path must stay inside the archive
+(no zip-slip), the total size and each member's compression ratio are bounded (no zip
+bomb), and the file count is limited. Everything happens in memory.
+"""
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from core.augment import PipelineSpec, augment
+from core.errors import DatasetError, ImageError
+from core.images import decode_image, encode_png
+
+MAX_FILES = 5000
+MAX_TOTAL_BYTES = 512 * 2**20
+MAX_RATIO = 200.0
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+@dataclass(frozen=True)
+class ClassImage:
+    label: str
+    name: str
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassArchive:
+    """Decoded images grouped by class folder name, classes in sorted order."""
+
+    classes: tuple[str, ...]
+    images: tuple[ClassImage, ...]
+
+    def counts(self) -> dict[str, int]:
+        return {label: sum(item.label == label for item in self.images) for label in self.classes}
+
+
+def _safe_parts(name: str) -> list[str]:
+    """Path parts of a member, or DatasetError if it could escape the extraction folder."""
+    unified = name.replace("\\", "/")
+    parts = [part for part in unified.split("/") if part not in ("", ".")]
+    if unified.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+        raise DatasetError("err_zip_unsafe_path", name=name)
+    return parts
+
+
+def _ignored(name: str) -> bool:
+    base = posixpath.basename(name.rstrip("/"))
+    return name.startswith(_IGNORED[0]) or base in _IGNORED or base.startswith("._")
+
+
+def _check_members(members: list[zipfile.ZipInfo]) -> None:
+    if len(members) > MAX_FILES:
+        raise DatasetError("err_zip_too_many_files", count=len(members), limit=MAX_FILES)
+    total = sum(info.file_size for info in members)
+    if total > MAX_TOTAL_BYTES:
+        raise DatasetError("err_zip_too_large", size_mb=total / 2**20, limit_mb=MAX_TOTAL_BYTES / 2**20)
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 2**20 and ratio > MAX_RATIO:
+            raise DatasetError("err_zip_bomb", name=info.filename, ratio=ratio)
+
+
+def _class_paths(members: list[zipfile.ZipInfo]) -> tuple[dict[str, list[zipfile.ZipInfo]], set[str]]:
+    """Group files by class folder; one common top folder (as zip tools make) is skipped."""
+    paths = {info.filename: _safe_parts(info.filename) for info in members}
+    files = [info for info in members if not info.is_dir()]
+    roots = {parts[0] for parts in paths.values() if parts}
+    strip = 1 if len(roots) == 1 and all(len(paths[f.filename]) >= 3 for f in files) else 0
+    classes: dict[str, list[zipfile.ZipInfo]] = {}
+    folders = set()
+    for info in members:
+        parts = paths[info.filename][strip:]
+        if info.is_dir():
+            if len(parts) == 1:
+                folders.add(parts[0])
+            continue
+        if len(parts) < 2:
+            raise DatasetError("err_zip_flat_file", name=info.filename)
+        classes.setdefault(parts[0], []).append(info)
+        folders.add(parts[0])
+    return classes, folders
+
+
+def read_class_zip(data: bytes, on_progress: Callable[[int, int], None] | None = None) -> ClassArchive:
+    """Decode a zip of `class/image` files (optionally under one top folder).
+
+    Raises DatasetError for unsafe paths, bombs, too many files, non-images, empty
+    classes or fewer than two classes.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise DatasetError("err_zip_not_zip") from None
+    with archive:
+        members = [info for info in archive.infolist() if not _ignored(info.filename)]
+        _check_members(members)
+        classes, folders = _class_paths(members)
+        if not folders:
+            raise DatasetError("err_zip_no_classes")
+        empty = sorted(folders - set(classes))
+        if empty:
+            raise DatasetError("err_zip_empty_class", name=empty[0])
+        if len(folders) < 2:
+            raise DatasetError("err_zip_one_class")
+        images = []
+        total = sum(len(infos) for infos in classes.values())
+        for label in sorted(classes):
+            for info in sorted(classes[label], key=lambda i: i.filename):
+                images.append(ClassImage(label, info.filename, _decode_member(archive, info)))
+                if on_progress is not None:
+                    on_progress(len(images), total)
+    return ClassArchive(tuple(sorted(classes)), tuple(images))
+
+
+def _decode_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    if not info.filename.lower().endswith(IMAGE_SUFFIXES):
+        raise DatasetError("err_zip_not_image", name=info.filename, reason=posixpath.splitext(info.filename)[1] or "?")
+    try:
+        with archive.open(info) as member:
+            payload = member.read(info.file_size + 1)
+        return decode_image(payload)
+    except ImageError as error:
+        raise DatasetError("err_zip_not_image", name=info.filename, reason=error) from None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise DatasetError("err_zip_not_image", name=info.filename, reason="corrupt zip entry") from None
+
+
+def write_class_zip(items: list[tuple[str, str, np.ndarray]]) -> bytes:
+    """A zip of PNGs from (class, file name, image) triples."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for label, name, image in items:
+            archive.writestr(f"{label}/{name}", encode_png(image))
+    return buffer.getvalue()
+
+
+def augment_archive(archive: ClassArchive, spec: PipelineSpec, copies: int, seed: int,
+                    on_progress: Callable[[int, int], None] | None = None) -> bytes:
+    """The originals plus `copies` augmented draws of each image, as a zip of class folders."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for index, item in enumerate(archive.images, start=1):
+        stem = posixpath.splitext(posixpath.basename(item.name))[0]
+        stem = f"{index:05d}_{stem}"
+        items.append((item.label, f"{stem}.png", item.image))
+        for copy in range(1, copies + 1):
+            image, _ = augment(item.image, spec, rng)
+            items.append((item.label, f"{stem}_aug{copy}.png", image))
+        if on_progress is not None:
+            on_progress(index, len(archive.images))
+    return write_class_zip(items)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the repo root on sys.path and small in-memory test images."""
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def gradient_image(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """A deterministic RGB uint8 image with structure in every channel (no flat areas)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([(x * 255) // max(width - 1, 1), (y * 255) // max(height - 1, 1), (x * y) % 256], axis=2)
+    noise = rng.integers(0, 16, size=image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def encode(image, fmt: str, **save_kwargs) -> bytes:
+    """Bytes of a Pillow image (or an RGB uint8 array) saved in `fmt`, in memory."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def make_image():
+    """`make_image(height, width, seed)`: see `gradient_image`."""
+    return gradient_image
+
+
+@pytest.fixture
+def encode_as():
+    """`encode_as(image, fmt, **save_kwargs)`: see `encode`."""
+    return encode
+
+
+@pytest.fixture
+def rgb_image() -> np.ndarray:
+    return gradient_image()
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    return encode(gradient_image(16, 20), "PNG")

@@ -1,0 +1,58 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright."""
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.browser import browser_page, require_browser, running_app
+
+SHOTS = Path(os.environ.get("FACELAB_SCREENSHOTS", "/tmp/facelab-screenshots"))
+
+
+def _png_bytes() -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_click_through_the_augmentation_page(tmp_path):
+    require_browser()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with running_app() as url, browser_page() as page:
+        page.goto(url, wait_until="networkidle")
+        page.get_by_role("heading", name="Data augmentation").wait_for(timeout=60_000)
+        page.get_by_text("The lecture's filter bank F1–F10").wait_for(timeout=60_000)
+        page.locator("[data-testid='stImage']").nth(9).wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stImage']").count() >= 10
+        page.screenshot(path=str(SHOTS / "augmentation_filters.png"), full_page=True)
+
+        page.get_by_role("tab", name="Affine").click()
+        page.get_by_text("Rotation and translation").wait_for()
+        page.get_by_text("t3 · horizontal flip about the width").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "augmentation_affine.png"), full_page=True)
+
+        page.get_by_role("tab", name="Pipeline").click()
+        page.get_by_text("Draw 1", exact=True).wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "augmentation_pipeline.png"), full_page=True)
+
+        page.get_by_role("tab", name="Filters").click()
+        page.get_by_role("radio", name="Upload").click()
+        photo_input = page.locator("[data-testid='stFileUploader']").filter(
+            has_text="Upload a photo").locator("input[type='file']")
+        photo_input.wait_for(state="attached", timeout=30_000)
+        photo_input.set_input_files(
+            files=[{"name": "photo.png", "mimeType": "image/png", "buffer": _png_bytes()}])
+        page.get_by_text("photo.png").wait_for(timeout=30_000)
+        page.get_by_text("The lecture's filter bank F1–F10").wait_for(timeout=60_000)
+        photo_input.set_input_files(
+            files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"this is not an image"}])
+        page.get_by_text("This file is not an image we can read").wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "augmentation_bad_upload.png"), full_page=True)
+
+        page.get_by_text("中文", exact=True).click()
+        page.get_by_role("heading", name="数据增强").wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "augmentation_zh.png"), full_page=True)
