@@ -33,3 +33,7 @@ class SpecError(UserError):
 
 class CheckpointError(UserError):
     """A file that is not one of our checkpoints."""
+
+
+class TrainingError(UserError):
+    """A training request that cannot run as asked."""

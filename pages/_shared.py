@@ -1,13 +1,18 @@
 """Widgets and helpers every page shares (UI only; logic lives in core)."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import UserError
-from core.i18n import translate
-from core.images import decode_image, limit_size, sample_photo
+from core.i18n import LANGUAGES, translate
+from core.images import decode_image, encode_jpeg, limit_size, sample_photo
+
+# Session key of the checkpoint path the prediction page uses (set by "Use for prediction").
+MODEL_FOR_PREDICTION = "prediction_checkpoint"
 
 
 def lang() -> str:
@@ -16,6 +21,22 @@ def lang() -> str:
 
 def tr(key: str, **params: object) -> str:
     return translate(key, lang(), **params)
+
+
+def choice_key(key: str, default: object) -> str:
+    """The widget key for a radio, selectbox or multiselect whose option labels are translated.
+
+    Streamlit's browser side remembers a choice by its label, so after a language switch it would show
+    nothing chosen. Each language gets its own widget key, which takes over the choice made in the other
+    language (or `default`). Create the widget with this key, without `index`/`default`, and with
+    `persist_state="page"` so the choice also survives runs that stop above the widget.
+    """
+    widget_key = f"{key}_{lang()}"
+    for code in LANGUAGES:
+        if f"{key}_{code}" != widget_key and f"{key}_{code}" in st.session_state:
+            st.session_state[widget_key] = st.session_state.pop(f"{key}_{code}")
+    st.session_state.setdefault(widget_key, default)
+    return widget_key
 
 
 def show_error(error: UserError) -> None:
@@ -28,7 +49,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner=False)
-def _sample() -> np.ndarray:
+def cached_sample_photo() -> np.ndarray:
     return sample_photo()
 
 
@@ -39,7 +60,7 @@ def image_input(key: str, max_side: int | None = None) -> np.ndarray | None:
                                   default="sample", key=f"{key}_source") or "sample"
     if source == "sample":
         st.caption(tr("sample_credit"))
-        image = _sample()
+        image = cached_sample_photo()
     else:
         widget = (st.file_uploader(tr("upload_photo"), key=f"{key}_upload") if source == "upload"
                   else st.camera_input(tr("take_photo"), key=f"{key}_camera"))
@@ -72,6 +93,34 @@ def histogram(values_by_name: dict[str, np.ndarray], title: str, bins: int = 64)
     for name, values in values_by_name.items():
         figure.add_trace(go.Histogram(x=np.asarray(values).ravel()[::7], name=name, nbinsx=bins, opacity=0.6))
     figure.update_layout(barmode="overlay", title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
+    return figure
+
+
+def photo_figure(picture: np.ndarray, origin: tuple[int, int] = (0, 0), max_side: int = 900,
+                 height: int = 560) -> go.Figure:
+    """A photo, or a part of one whose top-left pixel is `origin` (x, y), as a plotly figure whose axes are
+    the photo's pixels, so traces added on top use image coordinates. It is shrunk to `max_side` to send."""
+    (x0, y0), (rows, cols) = origin, picture.shape[:2]
+    shown = limit_size(picture, max_side)
+    dx, dy = cols / shown.shape[1], rows / shown.shape[0]
+    source = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(shown)).decode("ascii")
+    # Pixel i of the photo is centred on coordinate i; x0/y0 are the centre of the first shown pixel.
+    figure = go.Figure(go.Image(source=source, x0=x0 - 0.5 + dx / 2, y0=y0 - 0.5 + dy / 2, dx=dx, dy=dy,
+                                hoverinfo="skip"))
+    figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), dragmode="pan",
+                         xaxis=dict(visible=False, range=[x0 - 0.5, x0 + cols - 0.5]),
+                         yaxis=dict(visible=False, range=[y0 + rows - 0.5, y0 - 0.5], scaleanchor="x"))
+    return figure
+
+
+def map_heatmap(values: np.ndarray, title: str, zmin: float | None = None, zmax: float | None = None,
+                colorscale: str = "Viridis", height: int = 300) -> go.Figure:
+    """A 2-D array (a feature map, an attention map) as an image-like heatmap, row 0 at the top."""
+    figure = go.Figure(go.Heatmap(z=values, zmin=zmin, zmax=zmax, colorscale=colorscale, showscale=False,
+                                  hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
+    figure.update_layout(title=dict(text=title, font=dict(size=13)), height=height, margin=dict(l=5, r=5, t=30, b=5),
+                         xaxis=dict(visible=False, constrain="domain"),
+                         yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"))
     return figure
 
 

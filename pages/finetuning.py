@@ -1,4 +1,311 @@
-"""Placeholder until this page is built; it says so plainly."""
-from pages._shared import not_built_yet
+"""Fine-tuning: pick data and a network, freeze layers, set rates, train with live curves."""
+from __future__ import annotations
 
-not_built_yet("nav_finetuning", "issue_finetuning")
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import augment as aug
+from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
+from core.classes import display_name
+from core.data import DATA_DIR_VARIABLE, FER2013_FILE, Splits, load_class_folders, load_npz, subsample
+from core.device import best_device
+from core.errors import UserError
+from core.jobs import Job, JobRunner
+from core.metrics import Metrics, smooth
+from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
+from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
+from pages._shared import MODEL_FOR_PREDICTION, lang, show_error, tr
+
+st.title(tr("ft_title"))
+st.markdown(tr("ft_intro"))
+
+
+@st.cache_resource
+def job_runner() -> JobRunner:
+    """One runner per server process, shared by every visitor."""
+    return JobRunner()
+
+
+@st.cache_resource(show_spinner=False)
+def _fer2013(path: str) -> Splits:
+    return load_npz(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _class_folders(data: bytes, size: int, channels: int, seed: int) -> Splits:
+    return load_class_folders(data, size, channels, seed=seed)
+
+
+@st.cache_data(show_spinner=False)
+def _memory(arch: str, width: int | None, batch: int) -> tuple[int, bool]:
+    return estimate_batch_memory(arch, {"width": width} if width else {}, batch)
+
+
+def _session_id() -> str:
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex)
+
+
+def _class_chart(splits: Splits) -> go.Figure:
+    names = [display_name(c, lang()) for c in splits.classes]
+    figure = go.Figure([go.Bar(name=tr("ft_split_train"), x=names, y=splits.train.counts()),
+                        go.Bar(name=tr("ft_split_val"), x=names, y=splits.val.counts())])
+    figure.update_layout(barmode="group", height=280, margin=dict(l=10, r=10, t=30, b=10), title=tr("ft_histogram"))
+    return figure
+
+
+# --------------------------------------------------------------------------- data
+
+st.header(tr("ft_data"))
+default_dir = os.environ.get(DATA_DIR_VARIABLE, "")
+data_folder = st.text_input(tr("ft_data_dir", variable=DATA_DIR_VARIABLE), value=default_dir, key="ft_data_dir",
+                            help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE))
+source = st.radio(tr("ft_source"), ["fer2013", "zip"], horizontal=True, key="ft_source",
+                  format_func=lambda s: tr(f"ft_source_{s}"))
+
+left, right = st.columns([2, 1])
+arch = right.selectbox(tr("ft_arch"), list(ARCHITECTURES), key="ft_arch", format_func=lambda a: tr(f"arch_{a}"))
+architecture = ARCHITECTURES[arch]
+seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed")
+
+splits: Splits | None = None
+try:
+    if source == "fer2013":
+        path = Path(data_folder).expanduser() / FER2013_FILE if data_folder else None
+        if path is None or not path.exists():
+            left.warning(tr("ft_fer_missing", file=FER2013_FILE, variable=DATA_DIR_VARIABLE))
+        else:
+            splits = _fer2013(str(path))
+    else:
+        upload = left.file_uploader(tr("dataset_upload"), type=["zip"], key="ft_zip")
+        if upload is not None:
+            with st.spinner(tr("dataset_reading")):
+                splits = _class_folders(upload.getvalue(), architecture.input_size, architecture.channels, int(seed))
+        else:
+            left.caption(tr("dataset_hint"))
+except UserError as error:
+    show_error(error)
+
+if splits is None:
+    st.stop()
+
+per_class = left.slider(tr("ft_per_class"), 10, int(splits.train.counts().max()), min(300, int(splits.train.counts().max())),
+                        key="ft_per_class", help=tr("ft_per_class_help"))
+train_set = subsample(splits.train, per_class, int(seed))
+splits = Splits(train_set, splits.val, splits.test, splits.source)
+left.plotly_chart(_class_chart(splits), key="ft_hist")
+left.caption(tr("ft_balance_question"))
+
+# --------------------------------------------------------------------------- network and controls
+
+st.header(tr("ft_network"))
+c1, c2, c3 = st.columns(3)
+width = c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width") if arch == "face_vgg" else None
+start_options = ["scratch", "imagenet", "bundled", "session", "upload"]
+start = c2.radio(tr("ft_start"), start_options, key="ft_start", format_func=lambda s: tr(f"ft_start_{s}"))
+course = c3.toggle(tr("ft_course_recipe"), key="ft_course", disabled=arch != COURSE_RECIPE["arch"],
+                   help=tr("ft_course_recipe_help"))
+
+init: Checkpoint | None = None
+pretrained = False
+if start == "imagenet":
+    weights = pretrained_path(arch)
+    if weights is None or not weights.exists():
+        c2.warning(tr("ft_imagenet_missing", path=str(weights) if weights else "-"))
+    else:
+        pretrained = True
+elif start in ("bundled", "session", "upload"):
+    try:
+        if start == "bundled":
+            init = load_checkpoint(BUNDLED_CHECKPOINT)
+        elif start == "session" and st.session_state.get("ft_last_checkpoint"):
+            init = load_checkpoint(st.session_state["ft_last_checkpoint"])
+        elif start == "upload":
+            uploaded = c2.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="ft_init_upload")
+            init = load_checkpoint(uploaded.getvalue()) if uploaded else None
+        if init is None:
+            c2.info(tr("ft_no_checkpoint"))
+        else:
+            c2.caption(tr("ft_init_info", arch=init.meta["arch"], classes=", ".join(init.classes)))
+    except UserError as error:
+        show_error(error)
+        init = None
+    if init is not None and init.meta["arch"] != arch:
+        arch = init.meta["arch"]
+        c2.info(tr("ft_arch_from_checkpoint", arch=arch))
+
+groups = group_names(arch, ({"width": width} if width else {}))
+default_frozen = list(COURSE_RECIPE["freeze"]) if course else []
+frozen = st.multiselect(tr("ft_freeze"), groups, default=default_frozen, key=f"ft_freeze_{arch}_{course}",
+                        help=tr("ft_freeze_help"))
+with st.expander(tr("ft_lr_multipliers")):
+    st.caption(tr("ft_lr_multipliers_help"))
+    columns = st.columns(len(groups))
+    multipliers = {name: columns[i].number_input(name, 0.0, 100.0, 1.0, 0.1, key=f"ft_mult_{arch}_{name}",
+                                                 disabled=name in frozen)
+                   for i, name in enumerate(groups)}
+
+c1, c2, c3, c4 = st.columns(4)
+optimizer = c1.selectbox(tr("ft_optimizer"), OPTIMIZERS, key="ft_optimizer", format_func=lambda o: tr(f"opt_{o}"))
+lr = c1.number_input(tr("ft_lr"), 1e-5, 1.0, 0.05 if optimizer == "sgd" else 0.001, format="%.5f",
+                     key=f"ft_lr_{optimizer}")
+schedule = c2.selectbox(tr("ft_schedule"), SCHEDULES, key="ft_schedule", format_func=lambda s: tr(f"sched_{s}"))
+epochs = c2.slider(tr("ft_epochs"), 1, 50, 5, key="ft_epochs")
+batch_size = c3.select_slider(tr("ft_batch"), [8, 16, 32, 64, 128, 256, 512], 64, key="ft_batch")
+memory, measured = _memory(arch, width, batch_size)
+c3.caption(tr("ft_memory_measured" if measured else "ft_memory_estimated", mb=memory / 2**20))
+balance = c4.radio(tr("ft_balance"), BALANCING, key="ft_balance", format_func=lambda b: tr(f"balance_{b}"))
+on_cuda = best_device().type == "cuda"
+amp = c4.checkbox(tr("ft_amp"), value=on_cuda, disabled=not on_cuda, key="ft_amp", help=tr("ft_amp_help"))
+
+augment_choice = st.radio(tr("ft_augment"), ["default", "page", "none"], horizontal=True, key="ft_augment",
+                          format_func=lambda a: tr(f"ft_augment_{a}"))
+augment_spec = None
+if augment_choice == "none":
+    augment_spec = {"version": 1, "ops": []}
+elif augment_choice == "page":
+    augment_spec = st.session_state.get("pipeline_spec")
+    if augment_spec is None:
+        st.info(tr("ft_augment_page_missing"))
+
+# --------------------------------------------------------------------------- the run
+
+runner = job_runner()
+job: Job | None = st.session_state.get("ft_job")
+out_dir = st.session_state.setdefault("ft_out_dir", tempfile.mkdtemp(prefix="facelab-"))
+config = TrainConfig(
+    data=splits.source, arch=arch, arch_args={"width": width} if width else {}, epochs=epochs, batch_size=batch_size,
+    lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
+    balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
+    init_checkpoint=("bundled" if start == "bundled" else start) if init is not None else None,
+    out=str(Path(out_dir) / f"{arch}_{uuid.uuid4().hex[:8]}.pt"),
+)
+if course:
+    config.arch_args = config.arch_args | COURSE_RECIPE["arch_args"]
+
+b1, b2, _ = st.columns([1, 1, 4])
+if b1.button(tr("ft_train"), type="primary", key="ft_train_button", disabled=bool(job and job.running)):
+    try:
+        job = runner.start(config, splits, _session_id(), init)
+        st.session_state["ft_job"] = job
+    except UserError as error:
+        show_error(error)
+if b2.button(tr("ft_stop"), key="ft_stop_button", disabled=not (job and job.running)):
+    job.stop.set()
+
+others = [j for j in runner.running() if j is not job]
+if others:
+    other = others[0].progress
+    st.warning(tr("err_job_busy"))
+    st.progress(other.fraction, text=tr("ft_other_progress", epoch=other.epoch, epochs=other.total_epochs,
+                                        eta=(other.eta_s or 0) / 60))
+
+with st.expander(tr("ft_definitions")):
+    st.markdown(tr("ft_definitions_body"))
+    st.latex(r"\mathrm{precision} = \frac{TP}{TP+FP},\quad \mathrm{recall} = \frac{TP}{TP+FN},\quad "
+             r"F_1 = \frac{2\cdot \mathrm{precision}\cdot\mathrm{recall}}{\mathrm{precision}+\mathrm{recall}},\quad "
+             r"\text{macro-}F_1 = \frac{1}{K}\sum_k F_{1,k}")
+
+
+def _line(title: str, series: dict[str, tuple[list, list]], y_title: str = "") -> go.Figure:
+    figure = go.Figure([go.Scatter(x=x, y=y, name=name, mode="lines+markers" if len(x) < 30 else "lines")
+                        for name, (x, y) in series.items()])
+    figure.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=y_title,
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def _confusion(metrics: Metrics) -> go.Figure:
+    names = [display_name(c, lang()) for c in metrics.per_class]
+    figure = go.Figure(go.Heatmap(z=metrics.confusion, x=names, y=names, colorscale="Blues", text=metrics.confusion,
+                                  texttemplate="%{text}", hovertemplate=tr("ft_confusion_hover") + "<extra></extra>"))
+    figure.update_layout(title=tr("ft_confusion"), height=420, margin=dict(l=10, r=10, t=40, b=10),
+                         xaxis_title=tr("ft_predicted"), yaxis_title=tr("ft_true"), yaxis_autorange="reversed")
+    return figure
+
+
+def _show_progress(job: Job) -> None:
+    progress = job.progress
+    if job.failure is not None:
+        show_error(job.failure)
+    elif progress.error:
+        st.error(tr("ft_failed", error=progress.error))
+    eta = f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
+    st.progress(progress.fraction, text=tr(f"ft_status_{progress.status}", epoch=progress.epoch,
+                                           epochs=progress.total_epochs, batch=progress.batch,
+                                           batches=progress.batches_per_epoch, eta=eta))
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(tr("ft_throughput"), f"{progress.images_per_s:.0f} img/s")
+    m2.metric(tr("ft_eta"), f"{eta} min")
+    m3.metric(tr("ft_device_memory"), f"{progress.memory_bytes / 2**20:.0f} MB")
+    m4.metric(tr("ft_best_val"), f"{max(progress.best_accuracy, 0):.1%}",
+              help=tr("ft_best_epoch", epoch=progress.best_epoch))
+    losses = list(progress.iteration_loss)
+    steps = list(range(1, len(losses) + 1))
+    epochs_done = list(progress.epochs)
+    per_epoch = [e.epoch * max(progress.batches_per_epoch, 1) for e in epochs_done]
+    left, right = st.columns(2)
+    left.plotly_chart(_line(tr("ft_loss"), {
+        tr("ft_loss_raw"): (steps, losses), tr("ft_loss_smoothed"): (steps, list(smooth(losses))),
+        tr("ft_loss_train_epoch"): (per_epoch, [e.train_loss for e in epochs_done]),
+        tr("ft_loss_val_epoch"): (per_epoch, [e.val_loss for e in epochs_done])}, tr("ft_iteration")), key="ft_c_loss")
+    epoch_numbers = [e.epoch for e in epochs_done]
+    right.plotly_chart(_line(tr("ft_accuracy"), {
+        tr("ft_split_train"): (epoch_numbers, [e.train_accuracy for e in epochs_done]),
+        tr("ft_split_val"): (epoch_numbers, [e.val_accuracy for e in epochs_done]),
+        tr("ft_macro_f1"): (epoch_numbers, [e.macro_f1 for e in epochs_done])}), key="ft_c_acc")
+    left.plotly_chart(_line(tr("ft_lr_chart"), {tr("ft_lr"): (steps, list(progress.iteration_lr))}), key="ft_c_lr")
+    right.plotly_chart(_line(tr("ft_throughput"), {"img/s": (epoch_numbers, [e.images_per_s for e in epochs_done])}),
+                       key="ft_c_speed")
+    if progress.last_metrics is not None:
+        metrics = progress.last_metrics
+        st.subheader(tr("ft_epoch_metrics", epoch=epochs_done[-1].epoch, accuracy=metrics.accuracy, f1=metrics.macro_f1))
+        left, right = st.columns([1, 1])
+        left.dataframe({tr("ft_class"): [display_name(c, lang()) for c in metrics.per_class],
+                        "precision": [m.precision for m in metrics.per_class.values()],
+                        "recall": [m.recall for m in metrics.per_class.values()],
+                        "F1": [m.f1 for m in metrics.per_class.values()],
+                        "support": [m.support for m in metrics.per_class.values()]},
+                       hide_index=True, key="ft_table")
+        right.plotly_chart(_confusion(metrics), key="ft_c_conf")
+
+
+def live_view() -> None:
+    job = st.session_state.get("ft_job")
+    if job is None:
+        st.caption(tr("ft_not_started"))
+        return
+    _show_progress(job)
+    if not job.running:
+        if st.session_state.get("ft_live"):
+            st.session_state["ft_live"] = False
+            st.rerun()
+        finished(job)
+
+
+def finished(job: Job) -> None:
+    checkpoint = job.progress.checkpoint
+    if not checkpoint or not Path(checkpoint).exists():
+        st.info(tr("ft_no_checkpoint_written"))
+        return
+    st.session_state["ft_last_checkpoint"] = checkpoint
+    st.success(tr("ft_done", accuracy=job.progress.best_accuracy, epoch=job.progress.best_epoch))
+    d1, d2 = st.columns(2)
+    d1.download_button(tr("ft_download"), Path(checkpoint).read_bytes(), Path(checkpoint).name,
+                       "application/octet-stream", key="ft_download")
+    if d2.button(tr("ft_use_for_prediction"), key="ft_use"):
+        st.session_state[MODEL_FOR_PREDICTION] = checkpoint
+        st.toast(tr("ft_used_for_prediction"))
+
+
+# While a job runs, the view is a fragment that reruns every second; afterwards it is static.
+if job is not None and job.running:
+    st.session_state["ft_live"] = True
+    st.fragment(run_every=1.0)(live_view)()
+else:
+    live_view()

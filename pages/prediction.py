@@ -1,4 +1,162 @@
-"""Placeholder until this page is built; it says so plainly."""
-from pages._shared import not_built_yet
+"""Expression prediction: every face's box and 7-class scores, drawn, charted and as Emotion API JSON."""
+from __future__ import annotations
 
-not_built_yet("nav_prediction", "issue_prediction")
+import csv
+import io
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.attention import overlay
+from core.checkpoint import BUNDLED_CHECKPOINT
+from core.classes import colour, display_name
+from core.errors import UserError
+from core.images import decode_image, limit_size
+from core.predict import FaceScores, Predictor
+from pages._shared import MODEL_FOR_PREDICTION, cached_sample_photo, lang, photo_figure, show_error, tr
+
+DISPLAY_SIDE = 1600
+
+st.title(tr("pred_title"))
+st.markdown(tr("pred_intro"))
+st.caption(tr("privacy_line"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _predictor(source: str, data: bytes | None = None) -> Predictor:
+    return Predictor.from_checkpoint(data if data is not None else (None if source == "bundled" else source))
+
+
+def _choose_model() -> Predictor | None:
+    options = ["bundled"]
+    trained = st.session_state.get(MODEL_FOR_PREDICTION) or st.session_state.get("ft_last_checkpoint")
+    if trained:
+        options.append("session")
+    options.append("upload")
+    default = options.index("session") if st.session_state.get(MODEL_FOR_PREDICTION) else 0
+    choice = st.radio(tr("pred_model"), options, index=default, horizontal=True, key="pred_model",
+                      format_func=lambda o: tr(f"pred_model_{o}"))
+    try:
+        if choice == "bundled":
+            return _predictor("bundled")
+        if choice == "session":
+            return _predictor(trained)
+        upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
+        return _predictor("upload", upload.getvalue()) if upload else None
+    except UserError as error:
+        show_error(error)
+        if choice == "bundled" and not BUNDLED_CHECKPOINT.exists():
+            st.info(tr("pred_no_bundled"))
+        return None
+
+
+def _inputs() -> list[tuple[str, np.ndarray]]:
+    """(name, RGB) pairs from the sample, several uploads or the camera; bad files are reported and skipped."""
+    source = st.segmented_control(tr("image_source"), ["sample", "upload", "camera"], default="sample",
+                                  format_func=lambda s: tr(f"source_{s}"), key="pred_source") or "sample"
+    if source == "sample":
+        st.caption(tr("sample_credit"))
+        return [("astronaut.png", cached_sample_photo())]
+    if source == "camera":
+        shot = st.camera_input(tr("take_photo"), key="pred_camera")
+        files = [shot] if shot else []
+    else:
+        files = st.file_uploader(tr("pred_upload"), accept_multiple_files=True, key="pred_upload") or []
+    images = []
+    for file in files:
+        try:
+            images.append((file.name, decode_image(file.getvalue())))
+        except UserError as error:
+            st.error(f"{file.name}: {error.message(lang())}", icon="⚠️")
+    if not files:
+        st.info(tr("waiting_for_photo"))
+    return images
+
+
+def _label(face: FaceScores) -> str:
+    top = face.top_class
+    return f"{display_name(top, lang())} {face.scores[top]:.0%}"
+
+
+def _photo_figure(rgb: np.ndarray, faces: list[FaceScores]) -> go.Figure:
+    figure = photo_figure(rgb, max_side=DISPLAY_SIDE, height=min(700, max(320, rgb.shape[0])))
+    for number, face in enumerate(faces, start=1):
+        left, top, width, height = face.box
+        figure.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=left + width - 0.5, y1=top + height - 0.5,
+                         line=dict(color=colour(face.top_class), width=3))
+        figure.add_annotation(x=left - 0.5, y=top - 0.5, text=f"#{number} {_label(face)}", showarrow=False,
+                              xanchor="left", yanchor="bottom", font=dict(color="white", size=13),
+                              bgcolor=colour(face.top_class))
+    return figure
+
+
+def _scores_figure(face: FaceScores, number: int) -> go.Figure:
+    names = list(face.scores)
+    figure = go.Figure(go.Bar(x=[display_name(n, lang()) for n in names], y=[face.scores[n] for n in names],
+                              marker_color=[colour(n) for n in names], text=[f"{face.scores[n]:.0%}" for n in names],
+                              textposition="outside"))
+    figure.update_layout(title=tr("pred_face_n", n=number), height=260, margin=dict(l=10, r=10, t=40, b=10),
+                         yaxis=dict(range=[0, 1.1], tickformat=".0%"))
+    return figure
+
+
+def _table(results: list[tuple[str, list[FaceScores]]]) -> list[dict]:
+    rows = []
+    for name, faces in results:
+        for number, face in enumerate(faces, start=1):
+            left, top, width, height = face.box
+            rows.append({"file": name, "face": number, "left": left, "top": top, "width": width, "height": height,
+                         "top_expression": face.top_class, **{k: round(v, 4) for k, v in face.scores.items()}})
+    return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+predictor = _choose_model()
+tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
+images = _inputs()
+if predictor is None or not images:
+    st.stop()
+
+with st.spinner(tr("pred_running")):
+    predictions = predictor.predict_many([rgb for _, rgb in images], tta)
+results = list(zip([name for name, _ in images], predictions))
+
+if len(images) > 1:
+    rows = _table(results)
+    st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
+    if rows:
+        st.dataframe(rows, hide_index=True, key="pred_table")
+        st.download_button(tr("pred_download_csv"), _csv(rows), "faces.csv", "text/csv", key="pred_csv")
+
+for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
+    st.subheader(name)
+    if not faces:
+        st.warning(tr("pred_no_face"))
+        st.image(limit_size(rgb, 800))
+        continue
+    st.plotly_chart(_photo_figure(rgb, faces), key=f"pred_photo_{index}")
+    columns = st.columns(min(3, len(faces)))
+    for number, face in enumerate(faces, start=1):
+        columns[(number - 1) % len(columns)].plotly_chart(_scores_figure(face, number), key=f"pred_bar_{index}_{number}")
+    api = [face.to_api() for face in faces]
+    with st.expander(tr("pred_json")):
+        st.json(api)
+    st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
+                       key=f"pred_json_{index}")
+    with st.expander(tr("pred_why"), expanded=index == 0):
+        st.markdown(tr("pred_why_body"))
+        for number, face in enumerate(faces[:6], start=1):
+            explanation = predictor.explain(rgb, face.face, predictor.classes.index(face.top_class))
+            c1, c2, c3 = st.columns(3)
+            c1.image(explanation.crop, caption=tr("pred_face_n", n=number) + f" · {_label(face)}")
+            c2.image(overlay(explanation.crop, explanation.grad_cam), caption=tr("pred_gradcam"))
+            c3.image(overlay(explanation.crop, explanation.attention), caption=tr("pred_attention"))

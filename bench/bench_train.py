@@ -1,0 +1,235 @@
+"""Benchmark: training images/s of our CPU recipe against a naive ImageFolder + PIL + DataLoader baseline.
+
+Run from the repository root (FER2013 is found through FACELAB_DATA_DIR):
+
+    FACELAB_DATA_DIR=/path/to/datasets python bench/bench_train.py [--images N] [--threads T] [--quick]
+
+* ours: `core.train.train` itself on N FER2013 images held in memory as one uint8 array, with
+  the default augmentation applied to whole batches by `core.batch_augment`, face_vgg at its
+  default size, batch 128. Two epochs run; the second epoch's images/s is reported, so start-up
+  is not counted.
+* baseline: the same N images written as PNG files, read by torchvision `ImageFolder` with PIL
+  transforms (RandomHorizontalFlip, RandomAffine, RandomResizedCrop, ColorJitter, ToTensor,
+  Normalize) through a `DataLoader` with 0 and 2 workers, training the same network with the same
+  optimizer and batch. A naive script keeps PyTorch's default memory format; the baseline is also
+  run with the network in channels_last (as ours is), which isolates what the data path alone is worth.
+  The first 2 batches of each baseline run are not timed.
+
+It prints a table and, last, one JSON line. Timings are reported, never asserted. On a machine
+shared with other jobs, numbers are lower and noisier; the load average is printed with them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from torchvision import datasets, transforms  # noqa: E402
+
+from core.data import DATA_DIR_VARIABLE, Dataset, Splits, fer2013_path, load_npz  # noqa: E402
+from core.batch_augment import augment_batch  # noqa: E402
+from core.train import (TrainConfig, _batches, default_augmentation, freeze_groups, make_optimizer,  # noqa: E402
+                        to_network_input, train)
+from models.registry import ARCHITECTURES, build_model  # noqa: E402
+
+BATCH = 128
+FER_TRAIN_IMAGES = 28_709
+TARGET_RATIO = 2.0
+WARMUP_BATCHES = 2
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_fer_subset(count: int) -> tuple[Splits, Path]:
+    path = fer2013_path()
+    if path is None:
+        sys.exit(f"Set {DATA_DIR_VARIABLE} to the folder that holds fer2013.npz (e.g. ../shared/datasets).")
+    if not path.exists():
+        sys.exit(f"No fer2013.npz in {DATA_DIR_VARIABLE}={path.parent}.")
+    splits = load_npz(path)
+    train_part = splits.train.subset(np.arange(count))
+    val_part = splits.val.subset(np.arange(BATCH))
+    return Splits(train_part, val_part, None, str(path)), path
+
+
+def write_pngs(dataset: Dataset, folder: Path) -> None:
+    """One PNG file per image in class folders, as an ImageFolder expects."""
+    for name in dataset.classes:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for index, (image, label) in enumerate(zip(dataset.x, dataset.y)):
+        Image.fromarray(image[0]).save(folder / dataset.classes[label] / f"{index:05d}.png")
+
+
+def load_grey(path: str) -> Image.Image:
+    with open(path, "rb") as file:
+        return Image.open(file).convert("L")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_ours(splits: Splits, folder: Path) -> dict:
+    """core.train.train for two epochs; the second epoch's throughput."""
+    config = TrainConfig(arch="face_vgg", epochs=2, batch_size=BATCH, augment=None, amp=False,
+                         out=str(folder / "ours.pt"))
+    progress = train(config, splits, device=torch.device("cpu"))
+    first, second = progress.epochs
+    return {"images_per_s": second.images_per_s, "first_epoch_images_per_s": first.images_per_s,
+            "batches": progress.batches_per_epoch}
+
+
+def ours_data_only(splits: Splits, batches: int) -> dict:
+    """Only the data path of ours: index the in-memory array, augment the batch, normalise."""
+    spec, rng = default_augmentation(ARCHITECTURES["face_vgg"].input_size), np.random.default_rng(0)
+    order = _batches(len(splits.train), BATCH, np.random.default_rng(0), None)[:batches]
+    started = time.perf_counter()
+    for batch in order:
+        x = torch.from_numpy(splits.train.x[batch])
+        to_network_input(augment_batch(x, spec, rng), "face_vgg").contiguous(memory_format=torch.channels_last)
+    return {"images_per_s": sum(len(b) for b in order) / (time.perf_counter() - started), "batches": len(order)}
+
+
+def baseline_data_only(folder: Path, workers: int, batches: int) -> dict:
+    """Only the data path of the baseline: the DataLoader's batches, nothing trained."""
+    dataset = datasets.ImageFolder(str(folder), transform=baseline_transform(), loader=load_grey)
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
+    seen, started = 0, None
+    for step, (_x, y) in enumerate(loader):
+        if step == WARMUP_BATCHES:
+            started = time.perf_counter()
+        if step == WARMUP_BATCHES + batches:
+            break
+        if started is not None:
+            seen += len(y)
+    return {"images_per_s": seen / (time.perf_counter() - started), "batches": seen // BATCH}
+
+
+def baseline_transform() -> transforms.Compose:
+    """The default augmentation (core.train.default_augmentation) as classic PIL transforms."""
+    architecture = ARCHITECTURES["face_vgg"]
+    return transforms.Compose([
+        transforms.RandomHorizontalFlip(0.5),
+        transforms.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1), shear=5),
+        transforms.RandomApply([transforms.RandomResizedCrop(architecture.input_size, scale=(0.75, 1.0),
+                                                             ratio=(0.9, 1.1))], p=0.5),
+        transforms.RandomApply([transforms.ColorJitter(brightness=0.25, contrast=0.25)], p=0.8),
+        transforms.ToTensor(),
+        transforms.Normalize(architecture.mean, architecture.std),
+    ])
+
+
+def run_baseline(folder: Path, workers: int, channels_last: bool, batches: int) -> dict:
+    """`batches` training steps fed by ImageFolder + DataLoader, after WARMUP_BATCHES untimed ones."""
+    torch.manual_seed(0)
+    dataset = datasets.ImageFolder(str(folder), transform=baseline_transform(), loader=load_grey)
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
+    model = build_model("face_vgg", len(dataset.classes))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    config = TrainConfig()
+    optimizer = make_optimizer(config, freeze_groups(model, "face_vgg", ()))
+    model.train()
+    seen, started = 0, None
+    for step, (x, y) in enumerate(loader):
+        if step == WARMUP_BATCHES:
+            started = time.perf_counter()
+        if step == WARMUP_BATCHES + batches:
+            break
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if started is not None:
+            seen += len(y)
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": seen / elapsed, "batches": seen // BATCH}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2048, help="FER2013 training images to use (and write as PNG)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's choice)")
+    parser.add_argument("--workers", default="0,2", help="DataLoader num_workers values for the baseline")
+    parser.add_argument("--quick", action="store_true", help="fewer images, one worker setting")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.workers = 768, "0"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    workers = [int(value) for value in args.workers.split(",") if value]
+    load_before = os.getloadavg()
+
+    splits, path = load_fer_subset(args.images)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as temporary:
+        folder = Path(temporary)
+        started = time.perf_counter()
+        write_pngs(splits.train, folder / "png")
+        png_seconds = time.perf_counter() - started
+        results["ours"] = run_ours(splits, folder)
+        timed_batches = args.images // BATCH - WARMUP_BATCHES
+        for channels_last in (False, True):
+            for count in workers:
+                name = f"baseline_w{count}" + ("_channels_last" if channels_last else "")
+                results[name] = run_baseline(folder / "png", count, channels_last, timed_batches)
+        data_only = {"ours (data only)": ours_data_only(splits, timed_batches)}
+        for count in workers:
+            data_only[f"baseline_w{count} (data only)"] = baseline_data_only(folder / "png", count, timed_batches)
+    load_after = os.getloadavg()
+
+    ours = results["ours"]["images_per_s"]
+    naive = {name: r["images_per_s"] for name, r in results.items() if name.startswith("baseline")}
+    best_naive = max(v for k, v in naive.items() if not k.endswith("channels_last"))
+    best_same_format = max(v for k, v in naive.items() if k.endswith("channels_last"))
+    epoch_minutes = FER_TRAIN_IMAGES / ours / 60
+
+    print(f"FER2013 subset: {args.images} training images ({path}); {len(list(workers))} DataLoader setting(s); "
+          f"batch {BATCH}; face_vgg {ARCHITECTURES['face_vgg'].defaults}")
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{torch.get_num_threads()}, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after")
+    if load_before[0] > 0.5 * (os.cpu_count() or 1):
+        print("note: the CPU was busy with other work during this run; absolute numbers are low, compare ratios")
+    print(f"{'run':<32}{'images/s':>10}{'ours ×':>9}")
+    for name, result in results.items():
+        print(f"{name:<32}{result['images_per_s']:>10.1f}{ours / result['images_per_s']:>9.2f}")
+    ours_data = data_only["ours (data only)"]["images_per_s"]
+    for name, result in data_only.items():
+        print(f"{name:<32}{result['images_per_s']:>10.1f}{ours_data / result['images_per_s']:>9.2f}")
+    print(f"ours vs best naive baseline: {ours / best_naive:.2f}× (target {TARGET_RATIO:.0f}×); "
+          f"vs the baseline with the same memory format: {ours / best_same_format:.2f}×")
+    print(f"projected FER2013 epoch ({FER_TRAIN_IMAGES} images) with ours: {epoch_minutes:.1f} min")
+    print(json.dumps({
+        "bench": "train", "images": args.images, "batch_size": BATCH, "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
+        "png_write_s": round(png_seconds, 2),
+        "images_per_s": {name: round(r["images_per_s"], 1) for name, r in results.items()},
+        "data_only_images_per_s": {name: round(r["images_per_s"], 1) for name, r in data_only.items()},
+        "ours_first_epoch_images_per_s": round(results["ours"]["first_epoch_images_per_s"], 1),
+        "ratio_vs_best_naive": round(ours / best_naive, 2),
+        "ratio_vs_same_memory_format": round(ours / best_same_format, 2),
+        "fer2013_epoch_minutes": round(epoch_minutes, 2), "torch": torch.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The one class list: the 7 expressions, their Emotion-API keys and English/Chinese names."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Expression:
+    key: str  # Microsoft Emotion API score name
+    fer2013: str  # FER2013's folder / label name
+    en: str
+    zh: str
+    colour: str  # for boxes and bars
+
+
+# Model outputs use this order (the Emotion API's, alphabetical).
+EXPRESSIONS: tuple[Expression, ...] = (
+    Expression("anger", "angry", "anger", "愤怒", "#d62728"),
+    Expression("disgust", "disgust", "disgust", "厌恶", "#8c564b"),
+    Expression("fear", "fear", "fear", "恐惧", "#9467bd"),
+    Expression("happiness", "happy", "happiness", "高兴", "#f2b701"),
+    Expression("neutral", "neutral", "neutral", "平静", "#7f7f7f"),
+    Expression("sadness", "sad", "sadness", "悲伤", "#1f77b4"),
+    Expression("surprise", "surprise", "surprise", "惊讶", "#2ca02c"),
+)
+EXPRESSION_KEYS: tuple[str, ...] = tuple(e.key for e in EXPRESSIONS)
+_BY_NAME = {name: e for e in EXPRESSIONS for name in (e.key, e.fer2013)}
+
+
+def expression_key(name: str) -> str | None:
+    """Our key for an Emotion-API or FER2013 class name (case-insensitive), else None."""
+    found = _BY_NAME.get(name.strip().lower())
+    return found.key if found else None
+
+
+def colour(key: str) -> str:
+    """The expression's colour; other classes get a neutral one."""
+    found = _BY_NAME.get(key)
+    return found.colour if found else "#17becf"
+
+
+def display_name(key: str, lang: str = "en") -> str:
+    """A class name for people; classes from a user's own data set keep their folder name."""
+    found = _BY_NAME.get(key)
+    if found is None:
+        return key
+    return found.zh if lang == "zh" else found.en

@@ -1,0 +1,192 @@
+"""Training data: FER2013 from an .npz, or a user's zip or folder of class folders.
+
+Images are kept in memory as one uint8 array (N, C, H, W); batches are converted to the
+network's input on the training device.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.archive import ClassArchive, read_class_zip
+from core.classes import EXPRESSION_KEYS, expression_key
+from core.errors import DatasetError
+
+DATA_DIR_VARIABLE = "FACELAB_DATA_DIR"
+FER2013_FILE = "fer2013.npz"
+NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray  # uint8, (N, C, H, W)
+    y: np.ndarray  # int64 class indices
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.y, minlength=len(self.classes))
+
+    def subset(self, indices: np.ndarray) -> Dataset:
+        return Dataset(self.x[indices], self.y[indices], self.classes)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    source: str
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.train.classes
+
+
+def data_dir() -> Path | None:
+    """The data folder from the FACELAB_DATA_DIR setting, if set."""
+    value = os.environ.get(DATA_DIR_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def fer2013_path(folder: Path | None = None) -> Path | None:
+    folder = folder if folder is not None else data_dir()
+    return folder / FER2013_FILE if folder is not None else None
+
+
+def _fer_split(data: np.lib.npyio.NpzFile, split: str, remap: np.ndarray) -> Dataset:
+    x = np.asarray(data[f"x_{split}"])
+    y = np.asarray(data[f"y_{split}"]).astype(np.int64)
+    if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= len(remap):
+        raise DatasetError("err_data_bad_npz", path=split)
+    return Dataset(np.ascontiguousarray(x[:, None]), remap[y], EXPRESSION_KEYS)
+
+
+def load_npz(path: str | Path) -> Splits:
+    """FER2013-style splits; labels are remapped from the file's class order to ours."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError("err_data_missing", path=str(path))
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        raise DatasetError("err_data_bad_npz", path=str(path)) from None
+    with data:
+        if any(key not in data for key in NPZ_KEYS + ("classes",)):
+            raise DatasetError("err_data_bad_npz", path=str(path))
+        keys = [expression_key(str(name)) for name in data["classes"]]
+        if None in keys or sorted(keys) != sorted(EXPRESSION_KEYS):
+            raise DatasetError("err_data_bad_npz", path=str(path))
+        remap = np.array([EXPRESSION_KEYS.index(key) for key in keys], dtype=np.int64)
+        test = _fer_split(data, "test", remap) if "x_test" in data else None
+        return Splits(_fer_split(data, "train", remap), _fer_split(data, "val", remap), test, str(path))
+
+
+def to_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Any RGB or grey image as (channels, size, size) uint8: centre square, then resize."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[top:top + side, left:left + side]
+    resized = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    if channels == 1:
+        grey = resized if resized.ndim == 2 else cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
+        return grey[None]
+    rgb = resized if resized.ndim == 3 else cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _class_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Expression folders (happy, Happiness, ...) map to our keys and order; other names stay."""
+    keys = [expression_key(name) for name in names]
+    if None not in keys and len(set(keys)) == len(keys):
+        return tuple(key for key in EXPRESSION_KEYS if key in keys)
+    return names
+
+
+def dataset_from_archive(archive: ClassArchive, size: int, channels: int) -> Dataset:
+    classes = _class_order(archive.classes)
+    keyed = {name: (expression_key(name) if classes != archive.classes else name) for name in archive.classes}
+    x = np.stack([to_input(item.image, size, channels) for item in archive.images])
+    y = np.array([classes.index(keyed[item.label]) for item in archive.images], dtype=np.int64)
+    return Dataset(x, y, classes)
+
+
+def stratified_split(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Hold out `val_fraction` of each class (at least one image), keeping at least one for training."""
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for label, count in enumerate(dataset.counts()):
+        if count < 2:
+            raise DatasetError("err_data_too_small", name=dataset.classes[label], count=int(count), minimum=2)
+        indices = rng.permutation(np.flatnonzero(dataset.y == label))
+        held = min(max(1, round(count * val_fraction)), count - 1)
+        val_parts.append(indices[:held])
+        train_parts.append(indices[held:])
+    return dataset.subset(np.sort(np.concatenate(train_parts))), dataset.subset(np.sort(np.concatenate(val_parts)))
+
+
+def subsample(dataset: Dataset, per_class: int, seed: int) -> Dataset:
+    """At most `per_class` images of each class, for quick demonstrations."""
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(dataset.y == label))[:per_class] for label in range(len(dataset.classes))]
+    return dataset.subset(np.sort(np.concatenate(keep)))
+
+
+def _folder_archive(folder: Path) -> ClassArchive:
+    """A folder of class folders read like an uploaded zip, with the same checks."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+            elif path.is_dir():
+                archive.writestr(path.relative_to(folder).as_posix() + "/", b"")
+    return read_class_zip(buffer.getvalue())
+
+
+def load_class_folders(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
+                       seed: int = 0) -> Splits:
+    """A zip (path or bytes) or folder of class folders, with a stratified validation split."""
+    if isinstance(source, (bytes, bytearray)):
+        archive, name = read_class_zip(bytes(source)), "upload.zip"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise DatasetError("err_data_missing", path=str(path))
+        archive = _folder_archive(path) if path.is_dir() else read_class_zip(path.read_bytes())
+        name = str(path)
+    train, val = stratified_split(dataset_from_archive(archive, size, channels), val_fraction, seed)
+    return Splits(train, val, None, name)
+
+
+def load_data(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
+              seed: int = 0) -> Splits:
+    """An .npz (FER2013 layout) or a zip/folder of class folders."""
+    if isinstance(source, (str, Path)) and str(source).endswith(".npz"):
+        return load_npz(source)
+    return load_class_folders(source, size, channels, val_fraction, seed)
+
+
+def class_weights(counts: np.ndarray) -> np.ndarray:
+    """Inverse-frequency weights with mean 1 over present classes (rare classes count more)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = 1.0 / counts[present]
+    weights[present] /= weights[present].mean()
+    return weights
+
+
+def sample_weights(labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-image weights for a sampler that draws every class equally often."""
+    return 1.0 / np.asarray(counts, dtype=np.float64)[labels]

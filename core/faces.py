@@ -1,0 +1,138 @@
+"""Faces and their 68 landmarks (dlib), and the upright face frame that alignment and attention share."""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+
+# HOG looks for faces of at least 80 pixels. The first search runs on a grey copy at most FIRST_SIDE long,
+# so a 4000x3000 phone photo is shrunk 5x and stays fast. When it finds no face, or one under
+# RETRY_FACE_SIDE there, smaller faces are likely (a class photo, a small photo), so a second search runs
+# on a copy at most RETRY_SIDE long, upsampled once by dlib: faces down to 40 pixels, or 4% of the longer
+# side of a large photo.
+FIRST_SIDE = 800
+RETRY_SIDE = 1000
+RETRY_FACE_SIDE = 120
+PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
+# A face crop reaches a quarter of the box side past each edge of the box, like get_face.one_big_face in
+# the EAC-Net code: brows, chin and the attention centres beyond them stay inside.
+FACE_MARGIN = 0.25
+
+# dlib's 0-based 68-point order
+RIGHT_EYE = slice(36, 42)  # the subject's right eye, on the left of the photo
+LEFT_EYE = slice(42, 48)
+
+_detector_lock = threading.Lock()  # dlib's object_detector is not safe to call from two threads at once
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    box: tuple[float, float, float, float]  # left, top, width, height in image pixels; may reach past the edge
+    landmarks: np.ndarray  # (68, 2) float x, y in image pixels, dlib's order
+    score: float  # the HOG detector's confidence (0 is its threshold)
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+def predictor_path() -> Path:
+    """The 68-landmark model shipped by `face-recognition-models`, found without importing that package
+    (its `__init__` needs `pkg_resources`)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("face-recognition-models is not installed; pip install -r requirements.txt")
+    return Path(next(iter(spec.submodule_search_locations))) / PREDICTOR_FILE
+
+
+@functools.lru_cache(maxsize=1)
+def load_models() -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
+    """dlib's HOG frontal face detector and the 68-point shape predictor, loaded once per process."""
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+
+
+def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
+    """HOG on `gray` shrunk to at most `side`: boxes (left, top, right, bottom) in `gray`'s pixels, and scores."""
+    height, width = gray.shape
+    scale = min(1.0, side / max(height, width))
+    if scale < 1:
+        gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
+                          interpolation=cv2.INTER_AREA)
+    scale_x, scale_y = gray.shape[1] / width, gray.shape[0] / height
+    with _detector_lock:
+        rects, scores, _ = load_models()[0].run(gray, upsample, 0.0)
+    boxes = [(round(rect.left() / scale_x), round(rect.top() / scale_y),
+              round((rect.right() + 1) / scale_x) - 1, round((rect.bottom() + 1) / scale_y) - 1) for rect in rects]
+    return boxes, list(scores)
+
+
+def detect_faces(rgb: np.ndarray) -> list[Face]:
+    """Every frontal face with its 68 landmarks, largest first; an empty list when there is none."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    boxes, scores = _search(gray, FIRST_SIDE, 0)
+    first_scale = min(1.0, FIRST_SIDE / max(gray.shape))
+    if min((right - left + 1 for left, _, right, _ in boxes), default=0) * first_scale < RETRY_FACE_SIDE:
+        boxes, scores = _search(gray, RETRY_SIDE, 1)
+    # The landmarks are fitted on the full-resolution photo: about a millisecond more than on the shrunk
+    # copy, and a few pixels more precise on a large photo (bench/bench_faces.py).
+    full = np.ascontiguousarray(rgb)
+    predictor = load_models()[1]
+    faces = []
+    for (left, top, right, bottom), score in zip(boxes, scores):
+        shape = predictor(full, dlib.rectangle(left, top, right, bottom))
+        landmarks = np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64)
+        landmarks.setflags(write=False)
+        faces.append(Face((left, top, right - left + 1, bottom - top + 1), landmarks, float(score)))
+    return sorted(faces, key=lambda face: (-face.area, -face.score))
+
+
+def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the eye on the left of the photo and of the one on the right."""
+    return landmarks[RIGHT_EYE].mean(axis=0), landmarks[LEFT_EYE].mean(axis=0)
+
+
+def face_frame(landmarks: np.ndarray, box: tuple[float, ...], size: float, margin: float = 0.0) -> np.ndarray:
+    """The 2x3 similarity matrix from image pixels to an upright size x size face frame.
+
+    It turns the face so the eyes are level (so "up" is toward the top of the face, even when the head is
+    tilted), puts the centre of the box at the frame centre and scales the box side, plus `margin` of it
+    on each side, to `size`.
+    """
+    left_eye, right_eye = eye_centres(np.asarray(landmarks, dtype=np.float64))
+    angle = math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])
+    left, top, width, height = box
+    scale = size / (math.sqrt(width * height) * (1 + 2 * margin))
+    cos, sin = scale * math.cos(angle), scale * math.sin(angle)
+    linear = np.array([[cos, sin], [-sin, cos]])  # rotate by -angle, then scale
+    centre = np.array([left + (width - 1) / 2, top + (height - 1) / 2])
+    return np.hstack([linear, ((size - 1) / 2 - linear @ centre)[:, None]])
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def transform_face(face: Face, matrix: np.ndarray) -> Face:
+    """The face as seen after the similarity `matrix`: landmarks moved, the box scaled about its new centre."""
+    left, top, width, height = face.box
+    centre = transform_points([[left + (width - 1) / 2, top + (height - 1) / 2]], matrix)[0]
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    new_width, new_height = width * scale, height * scale
+    landmarks = transform_points(face.landmarks, matrix)
+    landmarks.setflags(write=False)
+    box = (centre[0] - (new_width - 1) / 2, centre[1] - (new_height - 1) / 2, new_width, new_height)
+    return Face(box, landmarks, face.score)
+
+
+def align_face(rgb: np.ndarray, face: Face, size: int = 224, margin: float = FACE_MARGIN) -> np.ndarray:
+    """An upright size x size crop with the eyes level and the box plus `margin` of it on each side filling it."""
+    matrix = face_frame(face.landmarks, face.box, size, margin)
+    # Edge pixels are repeated rather than filled with black, whose sharp border a CNN would respond to.
+    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,172 @@
+"""Expression prediction: every face's box and class scores, in the shape of Microsoft's Emotion API.
+
+    python -m core.predict photo.jpg [more.jpg ...] [--checkpoint model.pt] [--tta]
+
+For one image it prints `[{"faceRectangle": {...}, "scores": {...}}, ...]`; for several, an object
+from file name to such a list. The Emotion API also has "contempt"; FER2013 has no such class, so
+the bundled model returns the 7 FER2013 expressions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.augment import ten_crops
+from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
+from core.errors import UserError
+from core.attention import attention_map
+from core.faces import Face, align_face, detect_faces, face_frame, transform_face
+from core.gradcam import grad_cam
+from core.images import decode_image
+from core.train import to_network_input
+
+# FER2013's 48x48 crops show the face with a little room around it; the detector's box plus this
+# fraction of it on each side matches that framing (measured: see bench/bench_predict.py).
+FER_MARGIN = 0.1
+# The crop is made this much larger than the network's input, so that the lecture's local crops
+# (test-time augmentation) stay on the face; without TTA the centre is used.
+CROP_PAD = 1.1
+
+
+@dataclass(frozen=True)
+class FaceScores:
+    face: Face
+    box: tuple[int, int, int, int]  # left, top, width, height, clipped to the image
+    scores: dict[str, float]
+
+    def to_api(self) -> dict:
+        left, top, width, height = self.box
+        return {"faceRectangle": {"left": left, "top": top, "width": width, "height": height},
+                "scores": self.scores}
+
+    @property
+    def top_class(self) -> str:
+        return max(self.scores, key=self.scores.get)
+
+
+def clip_box(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    height, width = shape[:2]
+    left, top = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    right = min(width, int(round(box[0] + box[2])))
+    bottom = min(height, int(round(box[1] + box[3])))
+    return left, top, max(0, right - left), max(0, bottom - top)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    crop: np.ndarray  # the aligned face as the network frames it, RGB
+    grad_cam: np.ndarray  # float32 in [0, 1], same height and width
+    attention: np.ndarray  # EAC-Net attention over all AUs, same size
+
+
+class Predictor:
+    """A checkpoint's network on the CPU, ready to classify aligned face crops."""
+
+    def __init__(self, checkpoint: Checkpoint, margin: float = FER_MARGIN) -> None:
+        self.checkpoint = checkpoint
+        self.model = checkpoint.build()
+        self.arch = checkpoint.meta["arch"]
+        self.classes = checkpoint.classes
+        self.input_size = int(checkpoint.meta["input_size"])
+        self.channels = int(checkpoint.meta["channels"])
+        self.margin = margin
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | bytes | None = None) -> Predictor:
+        """`None` is the bundled model."""
+        return cls(load_checkpoint(BUNDLED_CHECKPOINT if path is None else path))
+
+    def face_crop(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The aligned face, a little larger than the network's input, as (H, W) grey or (H, W, 3) RGB."""
+        side = int(round(self.input_size * CROP_PAD))
+        crop = align_face(rgb, face, side, self.margin * CROP_PAD + (CROP_PAD - 1) / 2)
+        return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if self.channels == 1 else crop
+
+    def views(self, crop: np.ndarray, tta: bool) -> np.ndarray:
+        """(V, C, S, S) uint8: the centre, or the lecture's ten local crops (corners, centre, mirrors)."""
+        chosen = ten_crops(crop, self.input_size) if tta else {"center": ten_crops(crop, self.input_size)["center"]}
+        stacked = np.stack(list(chosen.values()))
+        return stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def probabilities(self, crops: list[np.ndarray], tta: bool = False) -> np.ndarray:
+        """(N, K) class probabilities for face crops, all in one batch."""
+        if not crops:
+            return np.zeros((0, len(self.classes)))
+        views = [self.views(crop, tta) for crop in crops]
+        batch = torch.from_numpy(np.concatenate(views)).float()
+        logits = self.model(to_network_input(batch, self.arch))
+        probabilities = F.softmax(logits.float(), dim=1).reshape(len(crops), -1, len(self.classes)).mean(dim=1)
+        return probabilities.numpy().astype(np.float64)
+
+    def predict_many(self, images: list[np.ndarray], tta: bool = False) -> list[list[FaceScores]]:
+        """Every face of every image, classified in one batch; faces sorted by size."""
+        faces = [detect_faces(rgb) for rgb in images]
+        crops = [self.face_crop(rgb, face) for rgb, found in zip(images, faces) for face in found]
+        probabilities = iter(self.probabilities(crops, tta))
+        results = []
+        for rgb, found in zip(images, faces):
+            results.append([FaceScores(face, clip_box(face.box, rgb.shape), self._scores(next(probabilities)))
+                            for face in found])
+        return results
+
+    def predict(self, rgb: np.ndarray, tta: bool = False) -> list[dict]:
+        """The Emotion API's list for one image; empty when there is no face."""
+        return [face.to_api() for face in self.predict_many([rgb], tta)[0]]
+
+    def explain(self, rgb: np.ndarray, face: Face, class_index: int, size: int = 192) -> Explanation:
+        """Grad-CAM for `class_index` beside the face's EAC-Net attention map, on the crop the network sees."""
+        view = torch.from_numpy(self.views(self.face_crop(rgb, face), tta=False)).float()
+        cam = grad_cam(self.model, self.arch, to_network_input(view, self.arch), class_index)
+        margin = self.margin
+        crop = align_face(rgb, face, size, margin)
+        in_crop = transform_face(face, face_frame(face.landmarks, face.box, size, margin))
+        attention = attention_map(in_crop.landmarks, in_crop.box, crop.shape[:2])
+        return Explanation(crop, cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1), attention)
+
+    def _scores(self, probabilities: np.ndarray) -> dict[str, float]:
+        probabilities = probabilities / probabilities.sum()
+        return {name: float(p) for name, p in zip(self.classes, probabilities)}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Expression scores for every face, as Emotion API JSON.")
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--checkpoint", help="one of our checkpoints (default: the bundled model)")
+    parser.add_argument("--tta", action="store_true", help="average a flip and the ten local crops")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        predictor = Predictor.from_checkpoint(args.checkpoint)
+        images = []
+        for path in args.images:
+            try:
+                images.append(decode_image(path.read_bytes()))
+            except OSError as error:
+                print(f"error: cannot read {path}: {error.strerror}", file=sys.stderr)
+                return 2
+            except UserError as error:
+                print(f"error: {path}: {error}", file=sys.stderr)
+                return 2
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = [[face.to_api() for face in faces] for faces in predictor.predict_many(images, args.tta)]
+    output = results[0] if len(images) == 1 else {str(path): result for path, result in zip(args.images, results)}
+    print(json.dumps(output, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

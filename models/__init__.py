@@ -1,0 +1,1 @@
+"""Network definitions and the registry that maps a name to a constructor."""

@@ -1,0 +1,86 @@
+"""AppTest for the fine-tuning page: a short run shows its metrics; a second start meets the busy message."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app import APP
+
+FER_CLASSES = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+
+
+def _tiny_fer(folder, per_class: int = 20) -> None:
+    """A learnable FER2013-shaped .npz: each class is a bright band at its own height."""
+    rng = np.random.default_rng(0)
+
+    def split(count: int):
+        y = np.repeat(np.arange(7), count)
+        x = (rng.random((len(y), 48, 48)) * 60).astype(np.uint8)
+        for index, label in enumerate(y):
+            x[index, 6 * label:6 * label + 6] = 230
+        return x, y
+
+    (xt, yt), (xv, yv) = split(per_class), split(4)
+    np.savez(folder / "fer2013.npz", x_train=xt, y_train=yt, x_val=xv, y_val=yv, classes=FER_CLASSES)
+
+
+@pytest.fixture()
+def page_factory(tmp_path, monkeypatch):
+    _tiny_fer(tmp_path)
+    monkeypatch.setenv("FACELAB_DATA_DIR", str(tmp_path))
+
+    def open_page() -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.run()
+        at.switch_page("pages/finetuning.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        at.select_slider(key="ft_width").set_value(8).run()
+        at.select_slider(key="ft_batch").set_value(16).run()
+        return at
+
+    return open_page
+
+
+def _wait(at: AppTest, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while at.session_state["ft_job"].running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    at.run()
+
+
+def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
+    at = page_factory()
+    at.slider(key="ft_epochs").set_value(2).run()
+    at.button(key="ft_train_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    _wait(at)
+    job = at.session_state["ft_job"]
+    assert job.progress.status == "finished", job.progress.error
+    assert len(job.progress.epochs) == 2
+    assert [m.label for m in at.metric] == ["Throughput", "Time left", "Memory (peak)", "Best validation accuracy"]
+    assert any("Epoch 2: validation accuracy" in s.value for s in at.subheader)
+    assert any("Best validation accuracy" in s.value for s in at.success)
+    at.button(key="ft_use").click().run()
+    assert at.session_state["prediction_checkpoint"] == job.progress.checkpoint
+
+
+def test_second_start_sees_busy_message_then_stop(page_factory):
+    first = page_factory()
+    first.slider(key="ft_epochs").set_value(50).run()
+    first.button(key="ft_train_button").click().run()
+    job = first.session_state["ft_job"]
+    try:
+        assert job.running
+        second = page_factory()
+        second.button(key="ft_train_button").click().run()
+        warnings = " ".join(w.value for w in second.warning) + " ".join(e.value for e in second.error)
+        assert "Another training job is running on this server" in warnings
+        assert "ft_job" not in second.session_state
+    finally:
+        first.button(key="ft_stop_button").click().run()
+    _wait(first, 60)
+    assert job.progress.status == "stopped"

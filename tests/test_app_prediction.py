@@ -1,0 +1,52 @@
+"""AppTest for the prediction page: the sample, an uploaded photo, a photo without a face, a non-image."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoint import make_meta, save_checkpoint
+from core.classes import EXPRESSION_KEYS
+from core.images import encode_png, sample_photo
+from models.registry import build_model
+from pages._shared import MODEL_FOR_PREDICTION
+from tests.test_app import APP
+
+
+@pytest.fixture()
+def page(tmp_path) -> AppTest:
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("face_vgg", 7, width=8),
+                                 make_meta("face_vgg", {"width": 8}, EXPRESSION_KEYS))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[MODEL_FOR_PREDICTION] = str(checkpoint)
+    at.run()
+    at.switch_page("pages/prediction.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload(at: AppTest, *files: tuple[str, bytes, str]) -> None:
+    at.segmented_control(key="pred_source").set_value("upload").run()
+    at.file_uploader(key="pred_upload").set_value(list(files)).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_sample_photo_gets_one_face_with_scores(page):
+    faces = json.loads(page.json[0].value)
+    assert len(faces) == 1
+    assert list(faces[0]["scores"]) == list(EXPRESSION_KEYS)
+    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_uploaded_photos_no_face_and_not_an_image(page):
+    _upload(page, ("astronaut.png", encode_png(sample_photo()), "image/png"),
+            ("wall.png", encode_png(np.full((200, 300, 3), 128, np.uint8)), "image/png"),
+            ("notes.png", b"this is not an image", "image/png"))
+    errors = " ".join(e.value for e in page.error)
+    assert "notes.png" in errors and "not an image we can read" in errors
+    assert any("No face was found" in w.value for w in page.warning)
+    assert any("faces in 2 photos" in s.value for s in page.subheader)
+    assert page.json, "the photo with a face shows its JSON"

@@ -1,0 +1,277 @@
+"""Tests for core.data on tiny generated data sets (and FER2013 itself when it is available).
+
+FER2013's files use the label order angry, disgust, fear, happy, sad, surprise, neutral; the
+app's order is anger, disgust, fear, happiness, neutral, sadness, surprise. Every image below
+carries its file label in its pixels, so the remap can be checked image by image.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from core.classes import EXPRESSION_KEYS
+from core.data import (Dataset, class_weights, fer2013_path, load_class_folders, load_data, load_npz,
+                       sample_weights, stratified_split, to_input)
+from core.errors import DatasetError
+from core.images import encode_png
+
+FILE_CLASSES = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+# file label -> our label: angry 0->0, disgust 1->1, fear 2->2, happy 3->3, sad 4->5, surprise 5->6, neutral 6->4
+FILE_TO_OURS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 5, 5: 6, 6: 4}
+
+
+def fer_arrays(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` 48x48 images whose pixels all equal 30 × their file label."""
+    labels = np.random.default_rng(seed).integers(0, 7, size=count).astype(np.int64)
+    labels[:7] = np.arange(7)  # every class at least once
+    images = np.broadcast_to((labels * 30).astype(np.uint8)[:, None, None], (count, 48, 48)).copy()
+    return images, labels
+
+
+def write_fer_npz(path, with_test: bool = True, **overrides) -> None:
+    arrays = {}
+    for index, split in enumerate(("train", "val", "test") if with_test else ("train", "val")):
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = fer_arrays(20 + index, seed=index)
+    arrays["classes"] = FILE_CLASSES
+    arrays.update(overrides)
+    arrays = {key: value for key, value in arrays.items() if value is not None}
+    np.savez_compressed(path, **arrays)
+
+
+# --------------------------------------------------------------------------- .npz
+
+
+def test_npz_labels_are_remapped_to_our_class_order(tmp_path):
+    path = tmp_path / "fer.npz"
+    write_fer_npz(path)
+    splits = load_npz(path)
+    assert splits.classes == EXPRESSION_KEYS == ("anger", "disgust", "fear", "happiness", "neutral", "sadness",
+                                                  "surprise")
+    for dataset in (splits.train, splits.val, splits.test):
+        assert dataset.x.dtype == np.uint8 and dataset.x.shape[1:] == (1, 48, 48)
+        assert dataset.y.dtype == np.int64
+        file_labels = dataset.x[:, 0, 0, 0] // 30
+        np.testing.assert_array_equal(dataset.y, [FILE_TO_OURS[int(label)] for label in file_labels])
+    # by name: an image labelled "sad" in the file is "sadness" here, "neutral" stays "neutral"
+    names = [splits.classes[label] for label in splits.train.y]
+    file_names = [FILE_CLASSES[label] for label in splits.train.x[:, 0, 0, 0] // 30]
+    aliases = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+    assert names == [aliases.get(name, name) for name in file_names]
+
+
+def test_npz_without_test_split(tmp_path):
+    path = tmp_path / "fer.npz"
+    write_fer_npz(path, with_test=False)
+    splits = load_npz(path)
+    assert splits.test is None and len(splits.train) == 20 and len(splits.val) == 21
+
+
+def test_npz_class_names_in_our_order_map_to_themselves(tmp_path):
+    path = tmp_path / "ours.npz"
+    write_fer_npz(path, classes=np.array(EXPRESSION_KEYS))
+    splits = load_npz(path)
+    np.testing.assert_array_equal(splits.train.y, splits.train.x[:, 0, 0, 0] // 30)
+
+
+def test_load_data_dispatches_npz(tmp_path):
+    path = tmp_path / "fer.npz"
+    write_fer_npz(path)
+    assert len(load_data(str(path), 48, 1).train) == 20
+
+
+@pytest.mark.parametrize("case", ["missing_key", "wrong_classes", "float_images", "label_out_of_range",
+                                  "length_mismatch", "not_npz", "classes_missing"])
+def test_bad_npz_raises_dataset_error(tmp_path, case):
+    path = tmp_path / "bad.npz"
+    x, y = fer_arrays(10, 0)
+    overrides = {
+        "missing_key": {"y_val": None},
+        "wrong_classes": {"classes": np.array(["cat", "dog", "fear", "happy", "sad", "surprise", "neutral"])},
+        "float_images": {"x_train": x.astype(np.float32)},
+        "label_out_of_range": {"y_train": np.where(y == 0, 7, y), "x_train": x},
+        "length_mismatch": {"x_train": x[:5], "y_train": y},
+        "classes_missing": {"classes": None},
+    }
+    if case == "not_npz":
+        path.write_bytes(b"this is not a zip file at all")
+    else:
+        write_fer_npz(path, **overrides[case])
+    with pytest.raises(DatasetError) as info:
+        load_npz(path)
+    assert info.value.key == "err_data_bad_npz"
+    assert "x_train" in str(info.value)  # the message says what the file needs
+
+
+def test_missing_npz_raises_dataset_error(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        load_npz(tmp_path / "nowhere.npz")
+    assert info.value.key == "err_data_missing"
+
+
+# --------------------------------------------------------------------------- class folders
+
+
+def coloured(height: int, width: int, value: int) -> np.ndarray:
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = value
+    image[..., 1] = 255 - value
+    image[..., 2] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    return image
+
+
+SIZES = [(30, 40), (64, 64), (100, 50), (20, 20)]
+
+
+def class_folder_files() -> dict[str, bytes]:
+    """Two expression classes (FER2013 folder names) with images of four sizes each."""
+    files = {}
+    for label, value in (("happy", 200), ("sad", 40)):
+        for index, (height, width) in enumerate(SIZES):
+            files[f"{label}/{label}{index}.png"] = encode_png(coloured(height, width, value))
+    return files
+
+
+def make_zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, payload in files.items():
+            archive.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def check_class_splits(splits, channels: int) -> None:
+    assert splits.classes == ("happiness", "sadness")  # folder names mapped to our keys and order
+    for dataset in (splits.train, splits.val):
+        assert dataset.x.dtype == np.uint8
+        assert dataset.x.shape[1:] == (channels, 48, 48)
+        assert set(dataset.y.tolist()) == {0, 1}
+    assert len(splits.train) + len(splits.val) == 2 * len(SIZES)
+    assert splits.test is None
+    # the happy images have a bright red channel, the sad ones a dark one
+    for dataset in (splits.train, splits.val):
+        first_channel = dataset.x[:, 0].reshape(len(dataset), -1).mean(axis=1)
+        if channels == 3:
+            assert np.all((first_channel > 150) == (dataset.y == 0))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_zip_of_class_folders_with_mixed_sizes(tmp_path, channels):
+    path = tmp_path / "faces.zip"
+    path.write_bytes(make_zip(class_folder_files()))
+    check_class_splits(load_class_folders(path, 48, channels, val_fraction=0.25, seed=0), channels)
+    # the same zip as uploaded bytes
+    check_class_splits(load_data(path.read_bytes(), 48, channels, 0.25, 0), channels)
+
+
+def test_folder_of_class_folders_with_mixed_sizes(tmp_path):
+    for name, payload in class_folder_files().items():
+        target = tmp_path / "faces" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)
+    splits = load_data(tmp_path / "faces", 48, 1, 0.25, 0)
+    check_class_splits(splits, 1)
+
+
+def test_other_class_names_are_kept_in_sorted_order(tmp_path):
+    files = {f"{label}/{index}.png": encode_png(coloured(16, 16, 10 * index))
+             for label in ("zebra", "cat") for index in range(3)}
+    splits = load_data(make_zip(files), 48, 1, 0.34, 0)
+    assert splits.classes == ("cat", "zebra")
+
+
+def test_missing_folder_raises_dataset_error(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        load_data(tmp_path / "no-such-folder", 48, 1)
+    assert info.value.key == "err_data_missing"
+
+
+def test_to_input_centre_square_resize_and_channels():
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, 20:60] = 255  # the centre square is all white, the sides black
+    grey = to_input(wide, 24, 1)
+    assert grey.shape == (1, 24, 24) and grey.dtype == np.uint8
+    assert grey.min() == 255
+    rgb = to_input(np.full((10, 10), 77, np.uint8), 32, 3)
+    assert rgb.shape == (3, 32, 32) and np.all(rgb == 77)
+
+
+# --------------------------------------------------------------------------- splits and balance
+
+
+def labelled(counts: list[int]) -> Dataset:
+    y = np.concatenate([np.full(count, label) for label, count in enumerate(counts)]).astype(np.int64)
+    x = np.arange(len(y), dtype=np.uint8)[:, None, None, None].repeat(4, axis=2).repeat(4, axis=3)
+    return Dataset(x, y, tuple(f"c{index}" for index in range(len(counts))))
+
+
+def test_stratified_split_keeps_every_class_in_both_parts():
+    dataset = labelled([2, 3, 10, 50])
+    train, val = stratified_split(dataset, 0.2, seed=1)
+    assert np.all(train.counts() >= 1) and np.all(val.counts() >= 1)
+    np.testing.assert_array_equal(train.counts() + val.counts(), dataset.counts())
+    np.testing.assert_array_equal(val.counts(), [1, 1, 2, 10])  # round(count × 0.2), at least 1
+    # no image in both parts, none lost
+    ids = np.concatenate([train.x[:, 0, 0, 0], val.x[:, 0, 0, 0]])
+    assert sorted(ids.tolist()) == list(range(len(dataset)))
+    # reproducible from the seed, different for another seed
+    again, _ = stratified_split(dataset, 0.2, seed=1)
+    np.testing.assert_array_equal(again.x, train.x)
+    other, _ = stratified_split(dataset, 0.2, seed=2)
+    assert not np.array_equal(other.x, train.x)
+
+
+def test_stratified_split_refuses_a_class_with_one_image():
+    with pytest.raises(DatasetError) as info:
+        stratified_split(labelled([5, 1, 5]), 0.2, seed=0)
+    assert info.value.key == "err_data_too_small"
+    assert '"c1"' in str(info.value) and "1 image" in str(info.value)
+
+
+def test_class_weights_inverse_frequency_with_mean_one():
+    counts = np.array([10, 30, 60])
+    weights = class_weights(counts)
+    assert weights.mean() == pytest.approx(1.0)
+    # inverse frequency: weight × count is the same for every class
+    np.testing.assert_allclose(weights * counts, [weights[0] * 10] * 3)
+    np.testing.assert_allclose(weights, np.array([6.0, 2.0, 1.0]) / 3.0)
+    assert weights[0] > weights[1] > weights[2]  # the rare class counts most
+
+
+def test_class_weights_of_balanced_counts_are_ones():
+    np.testing.assert_allclose(class_weights(np.array([5, 5, 5, 5])), [1.0] * 4)
+
+
+def test_class_weights_ignore_absent_classes():
+    weights = class_weights(np.array([10, 0, 30]))
+    assert weights[1] == 0.0
+    assert weights[[0, 2]].mean() == pytest.approx(1.0)
+    assert weights[0] / weights[2] == pytest.approx(3.0)
+
+
+def test_sample_weights_give_every_class_equal_total():
+    dataset = labelled([3, 9, 1, 27])
+    weights = sample_weights(dataset.y, dataset.counts())
+    assert weights.shape == (len(dataset),)
+    totals = np.bincount(dataset.y, weights=weights)
+    np.testing.assert_allclose(totals, [1.0, 1.0, 1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- the real FER2013
+
+
+def test_fer2013_published_counts():
+    path = fer2013_path()
+    if path is None:
+        pytest.skip("FACELAB_DATA_DIR is not set")
+    if not path.exists():
+        pytest.skip(f"no fer2013.npz in FACELAB_DATA_DIR ({path.parent})")
+    splits = load_npz(path)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (28709, 3589, 3589)
+    assert splits.train.x.shape == (28709, 1, 48, 48) and splits.train.x.dtype == np.uint8
+    counts = dict(zip(splits.classes, splits.train.counts().tolist()))
+    assert counts == {"anger": 3995, "disgust": 436, "fear": 4097, "happiness": 7215, "neutral": 4965,
+                      "sadness": 4830, "surprise": 3171}
+    assert dict(zip(splits.classes, splits.test.counts().tolist()))["disgust"] == 55
