@@ -210,12 +210,14 @@ class EnhancedView:
 
 
 def enhance_face(rgb: np.ndarray, face: Face, network: EACFeatures, group: int,
-                 aus: tuple[str, ...] | list[str] | None = None, preset: Falloff = PRESETS["paper"]) -> EnhancedView:
-    """Align the face to the network's input, make its attention map there, and run E-Net up to `group`."""
+                 aus: tuple[str, ...] | list[str] | None = None, preset: Falloff = PRESETS["paper"],
+                 arch: str = STAND_IN_ARCH) -> EnhancedView:
+    """Align the face, make its attention map there, and run E-Net up to `group` on the network `arch`'s
+    input (the crop is resized and converted to the network's size and channels)."""
     crop = align_face(rgb, face, INPUT_SIZE, FACE_MARGIN)
     in_crop = transform_face(face, face_frame(face.landmarks, face.box, INPUT_SIZE, FACE_MARGIN))
     crop_map = attention_map(in_crop.landmarks, in_crop.box, crop.shape, aus, preset)
-    image = to_network_input(torch.from_numpy(crop).permute(2, 0, 1)[None].float(), STAND_IN_ARCH)
+    image = to_network_input(torch.from_numpy(crop).permute(2, 0, 1)[None].float(), arch)
     with torch.inference_mode():
         maps = network(image, torch.from_numpy(crop_map)[None, None], until=group)[group]
     return EnhancedView(crop, crop_map, network.conv_names(group), maps.last[0].numpy(), maps.attention[0, 0].numpy(),

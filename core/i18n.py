@@ -158,11 +158,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "att_download_npy": ("Download map (.npy)", "下载注意力图（.npy）"),
     "att_download_json": ("Download centres (JSON)", "下载 AU 中心（JSON）"),
     "att_enet_title": ("Enhancing a CNN's features (E-Net)", "用注意力增强 CNN 的特征（E-Net）"),
-    "att_enet_intro": ("The face is aligned to the network's 224×224 input and its attention map is max-pooled to "
-                       "the size of a layer group's feature maps (56×56 for conv3, 28×28 for conv4). E-Net adds the "
+    "att_enet_intro": ("The face is aligned to the network's input and its attention map is max-pooled to "
+                       "the size of a layer group's feature maps (for a 224×224 VGG: 56×56 for conv3, 28×28 for conv4). E-Net adds the "
                        "group's first feature maps, weighted by the map, to its last ones, like a residual "
                        "connection: features inside the attention regions grow, the rest stay as they were.",
-                       "人脸被对齐到网络的 224×224 输入，其注意力图经最大池化缩小到某个卷积层组特征图的大小（conv3 为 56×56，conv4 为 28×28）。"
+                       "人脸被对齐到网络的输入，其注意力图经最大池化缩小到某个卷积层组特征图的大小（对 224×224 的 VGG：conv3 为 56×56，conv4 为 28×28）。"
                        "E-Net 把该层组第一层的特征图按注意力图加权后，加到最后一层的特征图上，类似残差连接："
                        "注意力区域内的特征被增强，其余部分保持不变。"),
     "att_enet_random": ("This network is torchvision's VGG16 with random weights: no trained expression model is "
@@ -170,6 +170,10 @@ CATALOG: dict[str, tuple[str, str]] = {
                         "map reweights them.",
                         "这里的网络是 torchvision 的 VGG16，使用随机权重：目前还没有附带训练好的表情模型。"
                         "它的特征本身没有特别含义，值得观察的是注意力图如何对它们重新加权。"),
+    "att_enet_bundled": ("This is the bundled expression model (FER2013, 48×48 grey input), so its conv3 and conv4 "
+                         "maps are 12×12 and 6×6: coarse, but these are the features it really uses.",
+                         "这里使用的是内置表情模型（FER2013，48×48 灰度输入），因此其 conv3 和 conv4 特征图为 12×12 和 6×6："
+                         "虽然粗糙，但这正是它实际使用的特征。"),
     "att_enet_group": ("Layer group", "卷积层组"),
     "att_enet_running": ("Running the network…", "正在运行网络…"),
     "att_enet_channel": ("Feature channel", "特征通道"),

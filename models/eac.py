@@ -79,6 +79,12 @@ class EACFeatures(nn.Module):
         return out
 
 
+def flat_features(model: nn.Module) -> nn.Sequential:
+    """A network's convolutional part as one flat stack of conv, batch-norm, ReLU and max-pool layers
+    (our face VGG nests them in conv1..convN blocks; torchvision's VGG already is flat)."""
+    return nn.Sequential(*[m for m in model.features.modules() if not list(m.children())]).eval()
+
+
 def random_vgg16_features(seed: int = 0) -> nn.Sequential:
     """The conv layers of the registry's VGG16 with random weights, the same on every run: a stand-in until
     a trained expression model is bundled."""

@@ -15,6 +15,21 @@ from core.images import decode_image, encode_jpeg, limit_size, sample_photo
 MODEL_FOR_PREDICTION = "prediction_checkpoint"
 
 
+def _use_navigation_mode() -> None:
+    """Because a pages/ folder exists, Streamlit starts in its old multipage mode: if the first request
+    after the server starts is a deep link such as /prediction, it runs that page on its own, without
+    streamlit_app.py (no sidebar, no language switch). Only a call to st.navigation leaves that mode,
+    so leave it here, once per process, and rerun: the rerun goes through streamlit_app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_use_navigation_mode()
+
+
 def lang() -> str:
     return st.session_state.get("lang", "en")
 

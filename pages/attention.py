@@ -8,13 +8,15 @@ import streamlit as st
 from core import attention as att
 from core.faces import Face, detect_faces, load_models
 from core.images import encode_png
-from models.eac import EACFeatures, random_vgg16_features
+from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+from models.eac import STAND_IN_ARCH, EACFeatures, flat_features, random_vgg16_features
+from models.registry import ARCHITECTURES
 from pages._shared import choice_key, image_input, lang, map_heatmap, photo_figure, tr
 
 PHOTO_SIDE = 2000  # larger photos are shrunk first; detection shrinks further on its own
 FACE_CONTEXT = 0.35  # the face view shows the box plus this much of its side around it
 PRESET_NAMES = (*att.PRESETS, "custom")
-GROUP_SIZES = {3: 56, 4: 28}  # E-Net groups and their feature map side for a 224 input
+ENET_GROUPS = (3, 4)  # EAC-Net enhances conv3 and conv4
 BOX_COLOUR, CHOSEN_COLOUR = "#ffffff", "#ff4b4b"
 
 
@@ -24,8 +26,13 @@ def _face_models():
 
 
 @st.cache_resource(show_spinner=False)
-def _network() -> EACFeatures:
-    return EACFeatures(random_vgg16_features())
+def _network() -> tuple[EACFeatures, str, bool]:
+    """The bundled expression model's conv layers when it is installed, else a random VGG16:
+    (network, architecture, trained)."""
+    if BUNDLED_CHECKPOINT.exists():
+        checkpoint = load_checkpoint(BUNDLED_CHECKPOINT)
+        return EACFeatures(flat_features(checkpoint.build())), checkpoint.meta["arch"], True
+    return EACFeatures(random_vgg16_features()), STAND_IN_ARCH, False
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -36,7 +43,8 @@ def _faces(image: np.ndarray) -> list[Face]:
 @st.cache_data(show_spinner=False, max_entries=8)
 def _enhanced(image: np.ndarray, face: Face, group: int, aus: tuple[str, ...], preset: att.Falloff
               ) -> att.EnhancedView:
-    return att.enhance_face(image, face, _network(), group, aus, preset)
+    network, arch, _ = _network()
+    return att.enhance_face(image, face, network, group, aus, preset, arch)
 
 
 def _choose(key: str, value: list[str]) -> None:
@@ -188,10 +196,15 @@ def enhancing_view(image: np.ndarray, face: Face, aus: tuple[str, ...], preset: 
     """One feature channel before and after E-Net, with the pooled attention map between them."""
     st.subheader(tr("att_enet_title"))
     st.markdown(tr("att_enet_intro"))
-    st.warning(tr("att_enet_random"))
+    _, arch, trained = _network()
+    if trained:
+        st.info(tr("att_enet_bundled"))
+    else:
+        st.warning(tr("att_enet_random"))
+    side = ARCHITECTURES[arch].input_size
     left, right = st.columns([1, 2])
-    group = left.radio(tr("att_enet_group"), list(GROUP_SIZES), horizontal=True, key="att_group",
-                       format_func=lambda g: f"conv{g} ({GROUP_SIZES[g]}×{GROUP_SIZES[g]})", persist_state="page")
+    group = left.radio(tr("att_enet_group"), ENET_GROUPS, horizontal=True, key="att_group",
+                       format_func=lambda g: f"conv{g} ({side >> (g - 1)}×{side >> (g - 1)})", persist_state="page")
     with st.spinner(tr("att_enet_running")):
         view = _enhanced(image, face, group, aus, preset)
     first, last = (name.replace("_", r"\_") for name in view.layers)

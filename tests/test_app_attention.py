@@ -47,8 +47,9 @@ def test_sample_shows_one_face_its_maps_and_the_enhancing_view(page: AppTest):
     assert page.title[0].value == "Attention maps (EAC-Net)"
     assert "att_face_en" not in page.session_state, "one face needs no picker"
     assert r"1 - 0.095\,d" in latex(page)
-    assert r"\mathrm{conv3\_all} = \mathrm{conv3\_3} + \mathrm{conv3\_1} \odot A_{56}" in latex(page)
-    assert any("random weights" in warning.value for warning in page.warning)
+    # the bundled expression model (48x48 input): conv3 has two convs and 12x12 maps
+    assert r"\mathrm{conv3\_all} = \mathrm{conv3\_2} + \mathrm{conv3\_1} \odot A_{12}" in latex(page)
+    assert any("bundled expression model" in info.value for info in page.info)
     face, *enet = charts(page)
     assert len(enet) == 3
     names = [trace.get("name", "") for trace in face["data"]]
@@ -90,7 +91,7 @@ def test_layers_and_enhancing_controls(page: AppTest):
     landmarks = charts(page)[0]["data"][1]
     assert landmarks["mode"] == "markers+text" and landmarks["text"][48] == "48"
     page.radio(key="att_group").set_value(4).run()
-    assert r"\mathrm{conv4\_3} + \mathrm{conv4\_1} \odot A_{28}" in latex(page)
+    assert r"\mathrm{conv4\_2} + \mathrm{conv4\_1} \odot A_{6}" in latex(page)
     page.slider(key="att_channel_4").set_value(7).run()
     assert not page.exception
     assert "channel 7" in charts(page)[1]["layout"]["title"]["text"]
@@ -106,7 +107,7 @@ def test_language_switch_keeps_the_choices(page: AppTest):
     assert page.radio(key="att_preset_zh").value == "training_code"
     assert page.multiselect(key="att_aus_zh").value == ["AU12"]
     assert r"1 - 0.07\,d" in latex(page)
-    assert any("随机权重" in warning.value for warning in page.warning)
+    assert any("内置表情模型" in info.value for info in page.info)
 
 
 def test_photo_without_a_face_gets_a_message_and_the_photo(monkeypatch):

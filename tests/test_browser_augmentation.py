@@ -56,3 +56,14 @@ def test_click_through_the_augmentation_page(tmp_path):
         page.get_by_text("中文", exact=True).click()
         page.get_by_role("heading", name="数据增强").wait_for(timeout=30_000)
         page.screenshot(path=str(SHOTS / "augmentation_zh.png"), full_page=True)
+
+
+def test_a_deep_link_first_still_gets_the_frame():
+    """The first request to a fresh server is /fine-tuning's URL: the sidebar and language switch are there."""
+    require_browser()
+    with running_app() as url, browser_page() as page:
+        page.goto(url + "/finetuning", wait_until="networkidle")
+        page.get_by_role("heading", name="Fine-tuning").first.wait_for(timeout=60_000)
+        page.get_by_text("Language", exact=True).wait_for(timeout=30_000)
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Attention maps" in nav and "shared" not in nav

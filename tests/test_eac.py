@@ -86,3 +86,16 @@ def test_enhance_face_on_the_sample(vgg16):
     np.testing.assert_array_equal(view.after[:, outside], view.before[:, outside])
     channel = view.strongest_channel()
     assert (view.after[channel] - view.before[channel]).mean() >= (view.after - view.before).mean(axis=(1, 2)).max()
+
+
+def test_enhance_face_with_the_bundled_model():
+    from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+    from models.eac import flat_features
+
+    network = EACFeatures(flat_features(load_checkpoint(BUNDLED_CHECKPOINT).build()))
+    photo = sample_photo()
+    face = detect_faces(photo)[0]
+    view = att.enhance_face(photo, face, network, 4, None, arch="face_vgg")
+    assert view.layers == ("conv4_1", "conv4_2")
+    assert view.before.shape == view.after.shape == (256, 6, 6) and view.attention.shape == (6, 6)
+    assert (view.after >= view.before - 1e-6).all(), "ReLU features only grow where the map is positive"
