@@ -7,8 +7,10 @@ bomb), and the file count is limited. Everything happens in memory.
 from __future__ import annotations
 
 import io
+import lzma
 import posixpath
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +23,8 @@ from core.images import decode_image, encode_png
 MAX_FILES = 5000
 MAX_TOTAL_BYTES = 512 * 2**20
 MAX_RATIO = 200.0
+MAX_IMAGE_PIXELS = 16_000_000  # per image in an archive: training uses at most 224x224 anyway
+MAX_TOTAL_PIXELS = 600_000_000  # decoded pixels of a whole archive (about 1.8 GB as RGB)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
@@ -111,11 +115,15 @@ def read_class_zip(data: bytes, on_progress: Callable[[int, int], None] | None =
             raise DatasetError("err_zip_empty_class", name=empty[0])
         if len(folders) < 2:
             raise DatasetError("err_zip_one_class")
-        images = []
+        images, pixels = [], 0
         total = sum(len(infos) for infos in classes.values())
         for label in sorted(classes):
             for info in sorted(classes[label], key=lambda i: i.filename):
-                images.append(ClassImage(label, info.filename, _decode_member(archive, info)))
+                image = _decode_member(archive, info)
+                pixels += image.shape[0] * image.shape[1]
+                if pixels > MAX_TOTAL_PIXELS:
+                    raise DatasetError("err_zip_too_many_pixels", limit_mp=MAX_TOTAL_PIXELS / 1e6)
+                images.append(ClassImage(label, info.filename, image))
                 if on_progress is not None:
                     on_progress(len(images), total)
     return ClassArchive(tuple(sorted(classes)), tuple(images))
@@ -127,11 +135,12 @@ def _decode_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarra
     try:
         with archive.open(info) as member:
             payload = member.read(info.file_size + 1)
-        return decode_image(payload)
+        return decode_image(payload, max_pixels=MAX_IMAGE_PIXELS)
     except ImageError as error:
         raise DatasetError("err_zip_not_image", name=info.filename, reason=error) from None
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise DatasetError("err_zip_not_image", name=info.filename, reason="corrupt zip entry") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, RuntimeError, NotImplementedError):
+        # damaged, encrypted or compressed with a method Python cannot read
+        raise DatasetError("err_zip_member", name=info.filename) from None
 
 
 def write_class_zip(items: list[tuple[str, str, np.ndarray]]) -> bytes:

@@ -154,8 +154,10 @@ def preset_kernel(name: str) -> np.ndarray:
 
 
 def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Correlate like MATLAB's imfilter (no kernel flip), with replicated borders."""
-    return cv2.filter2D(image, -1, kernel.astype(np.float32), borderType=cv2.BORDER_REPLICATE)
+    """Correlate like MATLAB's imfilter (no kernel flip, and for even sizes the same anchor,
+    floor((size + 1) / 2) counted from 1), with replicated borders."""
+    anchor = ((kernel.shape[1] - 1) // 2, (kernel.shape[0] - 1) // 2)
+    return cv2.filter2D(image, -1, kernel.astype(np.float32), anchor=anchor, borderType=cv2.BORDER_REPLICATE)
 
 
 # --------------------------------------------------------------------------- affine
@@ -565,6 +567,8 @@ def _validate_value(op: str, name: str, value: Any) -> None:
             raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
         return
     low, high, _ = PARAM_LIMITS[op, name]
+    if name == "size" and isinstance(value, list):  # one output size, so a training batch keeps one shape
+        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
     if (isinstance(value, list) and len(value) != 2) or (name in _RANGE_PARAMS.get(op, ()) and not isinstance(value, list)):
         raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
     if not all(isinstance(v, (int, float)) and low <= v <= high for v in values):

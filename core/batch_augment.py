@@ -31,7 +31,8 @@ def _filter(x: torch.Tensor, draws: list[aug.Draw]) -> torch.Tensor:
     kw = max(k.shape[1] for k in kernels) | 1
     stacked = np.zeros((len(kernels), kh, kw), dtype=np.float32)
     for index, kernel in enumerate(kernels):
-        top, left = (kh - kernel.shape[0]) // 2, (kw - kernel.shape[1]) // 2
+        # the kernel's anchor (MATLAB's, as in augment.apply_kernel) goes to the centre of the padded grid
+        top, left = kh // 2 - (kernel.shape[0] - 1) // 2, kw // 2 - (kernel.shape[1] - 1) // 2
         stacked[index, top:top + kernel.shape[0], left:left + kernel.shape[1]] = kernel
     batch, channels, height, width = x.shape
     weight = torch.from_numpy(stacked).to(x.device, x.dtype).repeat_interleave(channels, 0).unsqueeze(1)

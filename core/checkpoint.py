@@ -35,7 +35,7 @@ class Checkpoint:
         try:
             model = build_model(self.meta["arch"], len(self.classes), **self.meta["arch_args"])
             model.load_state_dict(self.state_dict)
-        except (RuntimeError, TypeError):
+        except (RuntimeError, TypeError, ValueError):
             raise CheckpointError("err_ckpt_mismatch", arch=self.meta["arch"]) from None
         return model.eval()
 

@@ -24,26 +24,19 @@ def cam_layer(arch: str, model: nn.Module) -> nn.Module:
 
 
 def grad_cam(model: nn.Module, arch: str, x: torch.Tensor, class_index: int) -> np.ndarray:
-    """A float32 map in [0, 1] at the input's height and width, for one normalised input (1, C, H, W)."""
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        captured["maps"] = output
-        output.register_hook(lambda grad: captured.__setitem__("grads", grad))
-
-    forward = cam_layer(arch, model).register_forward_hook(keep)
-    was_training = model.training
-    model.eval()
+    """A float32 map in [0, 1] at the input's height and width, for one normalised input (1, C, H, W).
+    The model must be in eval mode; only the feature maps' gradient is computed, never the weights'."""
+    captured: list[torch.Tensor] = []
+    hook = cam_layer(arch, model).register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
         with torch.enable_grad():
-            x = x.detach().clone().requires_grad_(True)
-            model.zero_grad(set_to_none=True)
-            model(x)[0, class_index].backward()
+            score = model(x.detach().requires_grad_(True))[0, class_index]
+            maps = captured[0]
+            (grads,) = torch.autograd.grad(score, maps)
     finally:
-        forward.remove()
-        model.train(was_training)
-    weights = captured["grads"].mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * captured["maps"]).sum(dim=1))[0].detach().numpy()
+        hook.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * maps).sum(dim=1))[0].detach().numpy()
     cam = cv2.resize(cam, (x.shape[-1], x.shape[-2]), interpolation=cv2.INTER_CUBIC)
     cam = np.clip(cam, 0, None)
     return (cam / cam.max() if cam.max() > 0 else cam).astype(np.float32)

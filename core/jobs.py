@@ -4,6 +4,7 @@ The worker thread only writes to its `Progress`; the page reads it from a fragme
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import traceback
@@ -63,3 +64,9 @@ class JobRunner:
         except Exception as error:  # shown on the page instead of killing the server thread silently
             job.progress.error = "".join(traceback.format_exception_only(error)).strip()
             job.progress.status = "failed"
+
+
+@functools.lru_cache(maxsize=1)
+def server_runner() -> JobRunner:
+    """The runner every visitor of this server process shares."""
+    return JobRunner()

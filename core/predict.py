@@ -9,8 +9,11 @@ the bundled model returns the 7 FER2013 expressions.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,8 @@ class Predictor:
         self.input_size = int(checkpoint.meta["input_size"])
         self.channels = int(checkpoint.meta["channels"])
         self.margin = margin
+        # One predictor serves every visitor of the app; Grad-CAM hooks a layer, so calls take turns.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | bytes | None = None) -> Predictor:
@@ -103,7 +108,8 @@ class Predictor:
             return np.zeros((0, len(self.classes)))
         views = [self.views(crop, tta) for crop in crops]
         batch = torch.from_numpy(np.concatenate(views)).float()
-        logits = self.model(to_network_input(batch, self.arch))
+        with self._lock:
+            logits = self.model(to_network_input(batch, self.arch))
         probabilities = F.softmax(logits.float(), dim=1).reshape(len(crops), -1, len(self.classes)).mean(dim=1)
         return probabilities.numpy().astype(np.float64)
 
@@ -125,7 +131,8 @@ class Predictor:
     def explain(self, rgb: np.ndarray, face: Face, class_index: int, size: int = 192) -> Explanation:
         """Grad-CAM for `class_index` beside the face's EAC-Net attention map, on the crop the network sees."""
         view = torch.from_numpy(self.views(self.face_crop(rgb, face), tta=False)).float()
-        cam = grad_cam(self.model, self.arch, to_network_input(view, self.arch), class_index)
+        with self._lock:
+            cam = grad_cam(self.model, self.arch, to_network_input(view, self.arch), class_index)
         margin = self.margin
         crop = align_face(rgb, face, size, margin)
         in_crop = transform_face(face, face_frame(face.landmarks, face.box, size, margin))
@@ -135,6 +142,29 @@ class Predictor:
     def _scores(self, probabilities: np.ndarray) -> dict[str, float]:
         probabilities = probabilities / probabilities.sum()
         return {name: float(p) for name, p in zip(self.classes, probabilities)}
+
+
+def faces_table(results: list[tuple[str, list[FaceScores]]]) -> list[dict]:
+    """One row per face of several photos: file, face number, box, top expression and scores."""
+    rows = []
+    for name, faces in results:
+        for number, face in enumerate(faces, start=1):
+            left, top, width, height = face.box
+            rows.append({"file": name, "face": number, "left": left, "top": top, "width": width, "height": height,
+                         "top_expression": face.top_class, **{k: round(v, 4) for k, v in face.scores.items()}})
+    return rows
+
+
+def table_csv(rows: list[dict]) -> str:
+    """CSV text; cells that a spreadsheet would run as a formula (=, +, -, @) are quoted with a '."""
+    def safe(value: object) -> object:
+        return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows({key: safe(value) for key, value in row.items()} for row in rows)
+    return buffer.getvalue()
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import os
-import resource
 import sys
 import threading
 import time
@@ -33,7 +32,8 @@ from core.data import Dataset, Splits, class_weights, load_data, sample_weights
 from core.device import best_device
 from core.errors import TrainingError, UserError
 from core.metrics import Metrics, compute_metrics
-from models.registry import ARCHITECTURES, PretrainedUnavailable, build_model, layer_groups, load_pretrained
+from models.registry import (ARCHITECTURES, PretrainedUnavailable, build_model, check_args, group_names, layer_groups,
+                             load_pretrained)
 
 BALANCING = ("none", "weighted_loss", "sampler")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -133,11 +133,20 @@ class Progress:
 # --------------------------------------------------------------------------- pieces
 
 
-def check_arch_args(arch: str, arch_args: dict[str, Any]) -> None:
-    unknown = set(arch_args) - set(ARCHITECTURES[arch].defaults)
+def check_arch_args(arch: str, arch_args: dict[str, Any], num_classes: int = 7) -> None:
+    try:
+        check_args(arch, num_classes, arch_args)
+    except ValueError as error:
+        raise TrainingError("err_arch_args", arch=arch, problem=str(error),
+                            known=", ".join(ARCHITECTURES[arch].defaults) or "-") from None
+
+
+def check_groups(config: TrainConfig, arch: str, arch_args: dict[str, Any]) -> None:
+    """Frozen groups and learning-rate multipliers must name the network's layer groups."""
+    known = group_names(arch, arch_args)
+    unknown = (set(config.freeze) | set(config.lr_multipliers)) - set(known)
     if unknown:
-        raise TrainingError("err_arch_args", arch=arch, names=", ".join(sorted(unknown)),
-                            known=", ".join(ARCHITECTURES[arch].defaults) or "-")
+        raise TrainingError("err_unknown_groups", names=", ".join(sorted(unknown)), known=", ".join(known))
 
 
 def prepare_model(config: TrainConfig, classes: tuple[str, ...],
@@ -147,13 +156,12 @@ def prepare_model(config: TrainConfig, classes: tuple[str, ...],
     if init is not None or config.init_checkpoint:
         checkpoint = init if init is not None else load_checkpoint(config.init_checkpoint)
         arch, arch_args = checkpoint.meta["arch"], dict(checkpoint.meta["arch_args"])
-        model = build_model(arch, len(checkpoint.classes), **arch_args)
-        model.load_state_dict(checkpoint.state_dict)
+        model = checkpoint.build()
         if tuple(checkpoint.classes) != tuple(classes):
             head = layer_groups(arch, model)["head"]
             _replace_head(model, head, nn.Linear(head.in_features, len(classes)))
         return model, arch, arch_args
-    check_arch_args(config.arch, config.arch_args)
+    check_arch_args(config.arch, config.arch_args, len(classes))
     arch_args = ARCHITECTURES[config.arch].defaults | config.arch_args
     model = build_model(config.arch, len(classes), **arch_args)
     if config.pretrained:
@@ -262,9 +270,15 @@ def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.
 
 
 def memory_in_use(device: torch.device) -> int:
+    """Peak bytes: of the GPU's memory on CUDA, else of the whole server process (Linux reports KiB)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 @functools.lru_cache(maxsize=16)
@@ -283,23 +297,26 @@ def _footprint(arch: str, arch_args_json: str, num_classes: int) -> tuple[int, i
 
 
 def estimate_batch_memory(arch: str, arch_args: dict[str, Any], batch_size: int, num_classes: int = 7,
-                          device: torch.device | None = None) -> tuple[int, bool]:
-    """Bytes one training step needs, and whether it was measured (a trial step on CUDA)
-    rather than estimated (weights, gradients, two optimizer buffers, stored activations and their gradients)."""
+                          device: torch.device | None = None, measure: bool = True) -> tuple[int, bool]:
+    """Bytes one training step needs, and whether it was measured (a trial step on CUDA; pass
+    measure=False while a job uses the GPU) rather than estimated (weights, gradients, two optimizer
+    buffers, stored activations and their gradients)."""
     device = device or best_device()
     architecture = ARCHITECTURES[arch]
-    if device.type == "cuda":
-        model = build_model(arch, num_classes, **(architecture.defaults | arch_args)).to(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        x = torch.randn(batch_size, architecture.channels, architecture.input_size, architecture.input_size,
-                        device=device)
-        loss = model(x).logsumexp(dim=1).mean()
-        loss.backward()
-        measured = torch.cuda.max_memory_allocated(device) - before
-        del model, x, loss
-        torch.cuda.empty_cache()
-        return int(measured), True
+    if device.type == "cuda" and measure:
+        try:
+            model = build_model(arch, num_classes, **(architecture.defaults | arch_args)).to(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            x = torch.randn(batch_size, architecture.channels, architecture.input_size, architecture.input_size,
+                            device=device)
+            model(x).logsumexp(dim=1).mean().backward()
+            measured = torch.cuda.max_memory_allocated(device) - before
+            return int(measured), True
+        except torch.cuda.OutOfMemoryError:
+            pass  # it does not fit; the estimate below says how much it would need
+        finally:
+            torch.cuda.empty_cache()
     parameters, activations = _footprint(arch, json.dumps(arch_args, sort_keys=True), num_classes)
     return int(4 * (4 * parameters + 2 * batch_size * activations)), False
 
@@ -371,6 +388,7 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
     rng = np.random.default_rng([config.seed, rank])  # augmentation draws differ between ranks
 
     model, arch, arch_args = prepare_model(config, splits.classes, init)
+    check_groups(config, arch, arch_args)
     groups = freeze_groups(model, arch, config.freeze)
     model.to(device)
     if device.type == "cpu":
@@ -481,8 +499,12 @@ def _console_bar(progress: Progress, stop: threading.Event, stream=sys.stderr) -
 
 
 def _parse_multipliers(text: str) -> dict[str, float]:
-    pairs = [item.split("=") for item in text.split(",") if item]
-    return {name.strip(): float(value) for name, value in pairs}
+    """'fc=1,head=10' as {'fc': 1.0, 'head': 10.0}."""
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item]
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise TrainingError("err_lr_mult", text=text) from None
 
 
 def get_args_parser() -> argparse.ArgumentParser:

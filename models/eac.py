@@ -14,7 +14,7 @@ from torch import nn
 
 from models.registry import build_model
 
-STAND_IN_ARCH = "vgg16"  # the registry's architecture the page shows until a trained model is bundled
+STAND_IN_ARCH = "vgg16"  # the registry's architecture the page shows when no trained model is installed
 
 
 class Enhance(nn.Module):
@@ -86,8 +86,8 @@ def flat_features(model: nn.Module) -> nn.Sequential:
 
 
 def random_vgg16_features(seed: int = 0) -> nn.Sequential:
-    """The conv layers of the registry's VGG16 with random weights, the same on every run: a stand-in until
-    a trained expression model is bundled."""
+    """The conv layers of the registry's VGG16 with random weights, the same on every run: a stand-in when
+    no trained expression model is installed."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return build_model(STAND_IN_ARCH, num_classes=7).features.eval()

@@ -93,7 +93,31 @@ ARCHITECTURES: dict[str, Architecture] = {
 COURSE_RECIPE = {"arch": "vgg16", "arch_args": {"fc7": 2048}, "freeze": ("conv1", "conv2", "conv3", "conv4")}
 
 
+# The largest values an architecture argument may take, so that a checkpoint's metadata or a command
+# line cannot ask for a network that exhausts memory.
+ARG_LIMITS: dict[str, tuple[float, float]] = {
+    "width": (4, 128), "blocks": (1, 5), "depth": (1, 4), "hidden": (8, 4096), "dropout": (0.0, 0.9),
+    "fc7": (8, 4096),
+}
+MAX_CLASSES = 1000
+
+
+def check_args(name: str, num_classes: int, arch_args: dict[str, Any]) -> None:
+    """ValueError unless every argument is known to `name` and within ARG_LIMITS."""
+    architecture = ARCHITECTURES[name]
+    unknown = set(arch_args) - set(architecture.defaults)
+    if unknown:
+        raise ValueError(f"{name} has no argument(s) {', '.join(sorted(unknown))}")
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"{num_classes} classes is outside 2..{MAX_CLASSES}")
+    for key, value in arch_args.items():
+        low, high = ARG_LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"{key}={value!r} is outside {low}..{high}")
+
+
 def build_model(name: str, num_classes: int, **arch_args: Any) -> nn.Module:
+    check_args(name, num_classes, arch_args)
     architecture = ARCHITECTURES[name]
     return architecture.build(num_classes=num_classes, **(architecture.defaults | arch_args))
 

@@ -137,8 +137,3 @@ def map_heatmap(values: np.ndarray, title: str, zmin: float | None = None, zmax:
                          xaxis=dict(visible=False, constrain="domain"),
                          yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"))
     return figure
-
-
-def not_built_yet(title_key: str, issue_key: str) -> None:
-    st.title(tr(title_key))
-    st.info(tr("page_not_built", what=tr(issue_key)))

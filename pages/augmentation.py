@@ -162,7 +162,7 @@ def affine_tab(image: np.ndarray) -> None:
     st.latex(r"T^{-1} = \begin{bmatrix}\cos\theta & -\sin\theta & 0\\ \sin\theta & \cos\theta & 0\\ "
              r"-t_x\cos\theta - t_y\sin\theta & t_x\sin\theta - t_y\cos\theta & 1\end{bmatrix} = "
              + _matrix_latex(inverse))
-    about_centre = aug.affine_matrix(image.shape, rotation=-angle, translate=(tx / width, ty / height))
+    about_centre = aug.affine_matrix(image.shape, rotation=angle, translate=(tx / width, ty / height))
     left, right = st.columns(2)
     left.image(image, caption=tr("original"))
     right.image(aug.warp(image, np.vstack([about_centre, [0, 0, 1]]), image.shape[:2]),

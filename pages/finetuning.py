@@ -6,17 +6,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import augment as aug
 from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.classes import display_name
 from core.data import DATA_DIR_VARIABLE, FER2013_FILE, Splits, load_class_folders, load_npz, subsample
 from core.device import best_device
 from core.errors import UserError
-from core.jobs import Job, JobRunner
+from core.jobs import Job, server_runner
 from core.metrics import Metrics, smooth
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
 from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
@@ -24,12 +22,6 @@ from pages._shared import MODEL_FOR_PREDICTION, lang, show_error, tr
 
 st.title(tr("ft_title"))
 st.markdown(tr("ft_intro"))
-
-
-@st.cache_resource
-def job_runner() -> JobRunner:
-    """One runner per server process, shared by every visitor."""
-    return JobRunner()
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,8 +35,8 @@ def _class_folders(data: bytes, size: int, channels: int, seed: int) -> Splits:
 
 
 @st.cache_data(show_spinner=False)
-def _memory(arch: str, width: int | None, batch: int) -> tuple[int, bool]:
-    return estimate_batch_memory(arch, {"width": width} if width else {}, batch)
+def _memory(arch: str, arch_args_items: tuple, batch: int, measure: bool) -> tuple[int, bool]:
+    return estimate_batch_memory(arch, dict(arch_args_items), batch, measure=measure)
 
 
 def _session_id() -> str:
@@ -94,10 +86,11 @@ except UserError as error:
 if splits is None:
     st.stop()
 
-per_class = left.slider(tr("ft_per_class"), 10, int(splits.train.counts().max()), min(300, int(splits.train.counts().max())),
-                        key="ft_per_class", help=tr("ft_per_class_help"))
-train_set = subsample(splits.train, per_class, int(seed))
-splits = Splits(train_set, splits.val, splits.test, splits.source)
+largest = int(splits.train.counts().max())
+if largest > 10:
+    per_class = left.slider(tr("ft_per_class"), 10, largest, min(300, largest), key="ft_per_class",
+                            help=tr("ft_per_class_help"))
+    splits = Splits(subsample(splits.train, per_class, int(seed)), splits.val, splits.test, splits.source)
 left.plotly_chart(_class_chart(splits), key="ft_hist")
 left.caption(tr("ft_balance_question"))
 
@@ -105,21 +98,27 @@ left.caption(tr("ft_balance_question"))
 
 st.header(tr("ft_network"))
 c1, c2, c3 = st.columns(3)
-width = c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width") if arch == "face_vgg" else None
 start_options = ["scratch", "imagenet", "bundled", "session", "upload"]
 start = c2.radio(tr("ft_start"), start_options, key="ft_start", format_func=lambda s: tr(f"ft_start_{s}"))
+from_checkpoint = start in ("bundled", "session", "upload")
+arch_args: dict = {}
+if arch == "face_vgg" and not from_checkpoint:
+    arch_args = {"width": c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width"),
+                 "blocks": c1.slider(tr("ft_blocks"), 2, 5, 4, key="ft_blocks"),
+                 "depth": c1.slider(tr("ft_depth"), 1, 3, 2, key="ft_depth")}
 course = c3.toggle(tr("ft_course_recipe"), key="ft_course", disabled=arch != COURSE_RECIPE["arch"],
-                   help=tr("ft_course_recipe_help"))
+                   help=tr("ft_course_recipe_help")) and arch == COURSE_RECIPE["arch"]
 
 init: Checkpoint | None = None
 pretrained = False
+can_train = True
 if start == "imagenet":
     weights = pretrained_path(arch)
     if weights is None or not weights.exists():
         c2.warning(tr("ft_imagenet_missing", path=str(weights) if weights else "-"))
     else:
         pretrained = True
-elif start in ("bundled", "session", "upload"):
+elif from_checkpoint:
     try:
         if start == "bundled":
             init = load_checkpoint(BUNDLED_CHECKPOINT)
@@ -128,18 +127,22 @@ elif start in ("bundled", "session", "upload"):
         elif start == "upload":
             uploaded = c2.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="ft_init_upload")
             init = load_checkpoint(uploaded.getvalue()) if uploaded else None
-        if init is None:
-            c2.info(tr("ft_no_checkpoint"))
-        else:
+        if init is not None:
             c2.caption(tr("ft_init_info", arch=init.meta["arch"], classes=", ".join(init.classes)))
     except UserError as error:
         show_error(error)
         init = None
-    if init is not None and init.meta["arch"] != arch:
-        arch = init.meta["arch"]
-        c2.info(tr("ft_arch_from_checkpoint", arch=arch))
+    if init is not None:
+        if init.meta["arch"] != arch:
+            c2.info(tr("ft_arch_from_checkpoint", arch=init.meta["arch"]))
+        arch, arch_args, course = init.meta["arch"], dict(init.meta["arch_args"]), False
+    else:
+        c2.info(tr("ft_no_checkpoint"))
+        can_train = False
+if course:
+    arch_args = arch_args | COURSE_RECIPE["arch_args"]
 
-groups = group_names(arch, ({"width": width} if width else {}))
+groups = group_names(arch, arch_args)
 default_frozen = list(COURSE_RECIPE["freeze"]) if course else []
 frozen = st.multiselect(tr("ft_freeze"), groups, default=default_frozen, key=f"ft_freeze_{arch}_{course}",
                         help=tr("ft_freeze_help"))
@@ -157,7 +160,7 @@ lr = c1.number_input(tr("ft_lr"), 1e-5, 1.0, 0.05 if optimizer == "sgd" else 0.0
 schedule = c2.selectbox(tr("ft_schedule"), SCHEDULES, key="ft_schedule", format_func=lambda s: tr(f"sched_{s}"))
 epochs = c2.slider(tr("ft_epochs"), 1, 50, 5, key="ft_epochs")
 batch_size = c3.select_slider(tr("ft_batch"), [8, 16, 32, 64, 128, 256, 512], 64, key="ft_batch")
-memory, measured = _memory(arch, width, batch_size)
+memory, measured = _memory(arch, tuple(sorted(arch_args.items())), batch_size, not server_runner().running())
 c3.caption(tr("ft_memory_measured" if measured else "ft_memory_estimated", mb=memory / 2**20))
 balance = c4.radio(tr("ft_balance"), BALANCING, key="ft_balance", format_func=lambda b: tr(f"balance_{b}"))
 on_cuda = best_device().type == "cuda"
@@ -175,24 +178,23 @@ elif augment_choice == "page":
 
 # --------------------------------------------------------------------------- the run
 
-runner = job_runner()
+runner = server_runner()
 job: Job | None = st.session_state.get("ft_job")
-out_dir = st.session_state.setdefault("ft_out_dir", tempfile.mkdtemp(prefix="facelab-"))
+if "ft_out_dir" not in st.session_state:
+    st.session_state["ft_out_dir"] = tempfile.mkdtemp(prefix="facelab-")
 config = TrainConfig(
-    data=splits.source, arch=arch, arch_args={"width": width} if width else {}, epochs=epochs, batch_size=batch_size,
+    data=splits.source, arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
-    init_checkpoint=("bundled" if start == "bundled" else start) if init is not None else None,
-    out=str(Path(out_dir) / f"{arch}_{uuid.uuid4().hex[:8]}.pt"),
+    init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`
+    out=str(Path(st.session_state["ft_out_dir"]) / f"{arch}_{uuid.uuid4().hex[:8]}.pt"),
 )
-if course:
-    config.arch_args = config.arch_args | COURSE_RECIPE["arch_args"]
 
 b1, b2, _ = st.columns([1, 1, 4])
-if b1.button(tr("ft_train"), type="primary", key="ft_train_button", disabled=bool(job and job.running)):
+if b1.button(tr("ft_train"), type="primary", key="ft_train_button", disabled=bool(job and job.running) or not can_train):
     try:
-        job = runner.start(config, splits, _session_id(), init)
-        st.session_state["ft_job"] = job
+        st.session_state["ft_job"] = runner.start(config, splits, _session_id(), init)
+        st.rerun()  # redraw the buttons (Train off, Stop on) and switch to the live view
     except UserError as error:
         show_error(error)
 if b2.button(tr("ft_stop"), key="ft_stop_button", disabled=not (job and job.running)):
@@ -212,10 +214,10 @@ with st.expander(tr("ft_definitions")):
              r"\text{macro-}F_1 = \frac{1}{K}\sum_k F_{1,k}")
 
 
-def _line(title: str, series: dict[str, tuple[list, list]], y_title: str = "") -> go.Figure:
+def _line(title: str, series: dict[str, tuple[list, list]], x_title: str) -> go.Figure:
     figure = go.Figure([go.Scatter(x=x, y=y, name=name, mode="lines+markers" if len(x) < 30 else "lines")
                         for name, (x, y) in series.items()])
-    figure.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=y_title,
+    figure.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x_title,
                          legend=dict(orientation="h", y=-0.25))
     return figure
 
@@ -235,7 +237,7 @@ def _show_progress(job: Job) -> None:
         show_error(job.failure)
     elif progress.error:
         st.error(tr("ft_failed", error=progress.error))
-    eta = f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
+    eta = "0" if progress.done else f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
     st.progress(progress.fraction, text=tr(f"ft_status_{progress.status}", epoch=progress.epoch,
                                            epochs=progress.total_epochs, batch=progress.batch,
                                            batches=progress.batches_per_epoch, eta=eta))
@@ -246,6 +248,8 @@ def _show_progress(job: Job) -> None:
     m4.metric(tr("ft_best_val"), f"{max(progress.best_accuracy, 0):.1%}",
               help=tr("ft_best_epoch", epoch=progress.best_epoch))
     losses = list(progress.iteration_loss)
+    if not losses:
+        return
     steps = list(range(1, len(losses) + 1))
     epochs_done = list(progress.epochs)
     per_epoch = [e.epoch * max(progress.batches_per_epoch, 1) for e in epochs_done]
@@ -254,14 +258,19 @@ def _show_progress(job: Job) -> None:
         tr("ft_loss_raw"): (steps, losses), tr("ft_loss_smoothed"): (steps, list(smooth(losses))),
         tr("ft_loss_train_epoch"): (per_epoch, [e.train_loss for e in epochs_done]),
         tr("ft_loss_val_epoch"): (per_epoch, [e.val_loss for e in epochs_done])}, tr("ft_iteration")), key="ft_c_loss")
+    if not epochs_done:
+        left.plotly_chart(_line(tr("ft_lr_chart"), {tr("ft_lr"): (steps, list(progress.iteration_lr))}, tr("ft_iteration")),
+                          key="ft_c_lr")
+        return
     epoch_numbers = [e.epoch for e in epochs_done]
     right.plotly_chart(_line(tr("ft_accuracy"), {
         tr("ft_split_train"): (epoch_numbers, [e.train_accuracy for e in epochs_done]),
         tr("ft_split_val"): (epoch_numbers, [e.val_accuracy for e in epochs_done]),
-        tr("ft_macro_f1"): (epoch_numbers, [e.macro_f1 for e in epochs_done])}), key="ft_c_acc")
-    left.plotly_chart(_line(tr("ft_lr_chart"), {tr("ft_lr"): (steps, list(progress.iteration_lr))}), key="ft_c_lr")
-    right.plotly_chart(_line(tr("ft_throughput"), {"img/s": (epoch_numbers, [e.images_per_s for e in epochs_done])}),
-                       key="ft_c_speed")
+        tr("ft_macro_f1"): (epoch_numbers, [e.macro_f1 for e in epochs_done])}, tr("ft_epoch")), key="ft_c_acc")
+    left.plotly_chart(_line(tr("ft_lr_chart"), {tr("ft_lr"): (steps, list(progress.iteration_lr))}, tr("ft_iteration")),
+                      key="ft_c_lr")
+    right.plotly_chart(_line(tr("ft_throughput"), {"img/s": (epoch_numbers, [e.images_per_s for e in epochs_done])},
+                             tr("ft_epoch")), key="ft_c_speed")
     if progress.last_metrics is not None:
         metrics = progress.last_metrics
         st.subheader(tr("ft_epoch_metrics", epoch=epochs_done[-1].epoch, accuracy=metrics.accuracy, f1=metrics.macro_f1))
@@ -296,7 +305,7 @@ def finished(job: Job) -> None:
     st.session_state["ft_last_checkpoint"] = checkpoint
     st.success(tr("ft_done", accuracy=job.progress.best_accuracy, epoch=job.progress.best_epoch))
     d1, d2 = st.columns(2)
-    d1.download_button(tr("ft_download"), Path(checkpoint).read_bytes(), Path(checkpoint).name,
+    d1.download_button(tr("ft_download"), lambda: Path(checkpoint).read_bytes(), Path(checkpoint).name,
                        "application/octet-stream", key="ft_download")
     if d2.button(tr("ft_use_for_prediction"), key="ft_use"):
         st.session_state[MODEL_FOR_PREDICTION] = checkpoint

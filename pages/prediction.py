@@ -1,8 +1,6 @@
 """Expression prediction: every face's box and 7-class scores, drawn, charted and as Emotion API JSON."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -14,10 +12,11 @@ from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import colour, display_name
 from core.errors import UserError
 from core.images import decode_image, limit_size
-from core.predict import FaceScores, Predictor
+from core.predict import FaceScores, Predictor, faces_table, table_csv
 from pages._shared import MODEL_FOR_PREDICTION, cached_sample_photo, lang, photo_figure, show_error, tr
 
 DISPLAY_SIDE = 1600
+MAX_PHOTOS = 20
 
 st.title(tr("pred_title"))
 st.markdown(tr("pred_intro"))
@@ -27,6 +26,16 @@ st.caption(tr("privacy_line"))
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _predictor(source: str, data: bytes | None = None) -> Predictor:
     return Predictor.from_checkpoint(data if data is not None else (None if source == "bundled" else source))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _predict(_predictor: Predictor, images: list[np.ndarray], tta: bool, model_id: int = 0) -> list[list[FaceScores]]:
+    return _predictor.predict_many(images, tta)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _explain(_predictor: Predictor, image: np.ndarray, _face, class_index: int, box: tuple, model_id: int = 0):
+    return _predictor.explain(image, _face, class_index)
 
 
 def _choose_model() -> Predictor | None:
@@ -64,6 +73,9 @@ def _inputs() -> list[tuple[str, np.ndarray]]:
         files = [shot] if shot else []
     else:
         files = st.file_uploader(tr("pred_upload"), accept_multiple_files=True, key="pred_upload") or []
+    if len(files) > MAX_PHOTOS:
+        st.warning(tr("pred_too_many", limit=MAX_PHOTOS))
+        files = files[:MAX_PHOTOS]
     images = []
     for file in files:
         try:
@@ -102,24 +114,6 @@ def _scores_figure(face: FaceScores, number: int) -> go.Figure:
     return figure
 
 
-def _table(results: list[tuple[str, list[FaceScores]]]) -> list[dict]:
-    rows = []
-    for name, faces in results:
-        for number, face in enumerate(faces, start=1):
-            left, top, width, height = face.box
-            rows.append({"file": name, "face": number, "left": left, "top": top, "width": width, "height": height,
-                         "top_expression": face.top_class, **{k: round(v, 4) for k, v in face.scores.items()}})
-    return rows
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 predictor = _choose_model()
 tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
 images = _inputs()
@@ -127,15 +121,15 @@ if predictor is None or not images:
     st.stop()
 
 with st.spinner(tr("pred_running")):
-    predictions = predictor.predict_many([rgb for _, rgb in images], tta)
+    predictions = _predict(predictor, [rgb for _, rgb in images], tta, id(predictor))
 results = list(zip([name for name, _ in images], predictions))
 
 if len(images) > 1:
-    rows = _table(results)
+    rows = faces_table(results)
     st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
     if rows:
         st.dataframe(rows, hide_index=True, key="pred_table")
-        st.download_button(tr("pred_download_csv"), _csv(rows), "faces.csv", "text/csv", key="pred_csv")
+        st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
 
 for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
     st.subheader(name)
@@ -152,10 +146,11 @@ for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
         st.json(api)
     st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
                        key=f"pred_json_{index}")
-    with st.expander(tr("pred_why"), expanded=index == 0):
+    if st.toggle(tr("pred_why"), value=index == 0, key=f"pred_why_{index}"):
         st.markdown(tr("pred_why_body"))
         for number, face in enumerate(faces[:6], start=1):
-            explanation = predictor.explain(rgb, face.face, predictor.classes.index(face.top_class))
+            explanation = _explain(predictor, rgb, face.face, predictor.classes.index(face.top_class), face.box,
+                                   id(predictor))
             c1, c2, c3 = st.columns(3)
             c1.image(explanation.crop, caption=tr("pred_face_n", n=number) + f" · {_label(face)}")
             c2.image(overlay(explanation.crop, explanation.grad_cam), caption=tr("pred_gradcam"))

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Screenshots for people to look at; set FACELAB_SCREENSHOTS to keep them somewhere else.
+SHOTS = Path(os.environ.get("FACELAB_SCREENSHOTS", tempfile.gettempdir())) / "facelab-screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -1,7 +1,7 @@
 """AppTest: the attention page with the sample, with a photo without a face and with two faces.
 
-AppTest cannot drive a file uploader, so other photos come in as the page's "sample" (the page's
-upload path is the same `image_input`; tests/test_browser_attention.py uploads a real file).
+Other photos come in as the page's "sample", which keeps these tests short; the upload path is the
+shared `image_input`, and tests/test_browser_attention.py uploads a real file through it.
 """
 from __future__ import annotations
 

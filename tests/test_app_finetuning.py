@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.jobs import server_runner
 from tests.test_app import APP
 
 FER_CLASSES = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
@@ -42,7 +43,10 @@ def page_factory(tmp_path, monkeypatch):
         at.select_slider(key="ft_batch").set_value(16).run()
         return at
 
-    return open_page
+    yield open_page
+    for job in server_runner().running():  # never leave a job behind for the next test
+        job.stop.set()
+        job.thread.join(timeout=60)
 
 
 def _wait(at: AppTest, seconds: float = 120) -> None:

@@ -204,7 +204,22 @@ def test_corrupt_member_crc_is_rejected():
     start = data.index(payload)
     data[start + len(payload) - 20] ^= 0xFF  # flip a byte inside the stored member
     error = dataset_error(bytes(data))
-    assert error.key == "err_zip_not_image"
+    assert error.key == "err_zip_member"
+    assert "sad/b.png" in str(error)
+
+
+def test_corrupt_deflate_stream_is_rejected():
+    payload = bytes(range(256)) * 64
+    data = bytearray(make_zip({"happy/a.png": small_png(1), "sad/b.png": payload}, zipfile.ZIP_DEFLATED))
+    compressed_start = data.index(b"sad/b.png") + len("sad/b.png")
+    for offset in range(5, 40):
+        data[compressed_start + offset] ^= 0x5A  # scramble the deflate stream itself
+    assert dataset_error(bytes(data)).key in ("err_zip_member", "err_zip_not_image")
+
+
+def test_total_decoded_pixels_are_bounded(monkeypatch):
+    monkeypatch.setattr(archive_module, "MAX_TOTAL_PIXELS", 100)
+    assert dataset_error(make_zip(good_entries())).key == "err_zip_too_many_pixels"
 
 
 def test_empty_class_folder_is_rejected():

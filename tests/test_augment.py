@@ -694,3 +694,11 @@ def test_spec_error_message_in_chinese():
     assert not any("\u4e00" <= ch <= "\u9fff" for ch in english)
     assert error.message("en") == english
     assert error.message("fr") == english  # unknown language falls back to English
+
+
+def test_even_kernels_use_matlab_anchor():
+    """imfilter anchors a 4x4 kernel at its second row and column: an impulse at 10 spreads to 8..11."""
+    impulse = np.zeros((20, 20), np.uint8)
+    impulse[10, 10] = 160
+    rows, cols = np.nonzero(apply_kernel(impulse, fspecial("average", 4)))
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (8, 11, 8, 11)

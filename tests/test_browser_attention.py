@@ -1,11 +1,7 @@
 """End to end in a real browser: the attention page with the sample, AU12 only, and an uploaded photo with no face."""
-import os
-from pathlib import Path
 
-from tests.browser import browser_page, require_browser, running_app
+from tests.browser import SHOTS, browser_page, require_browser, running_app
 from tests.conftest import encode, gradient_image
-
-SHOTS = Path(os.environ.get("FACELAB_SCREENSHOTS", "/tmp/facelab-screenshots"))
 
 
 def test_attention_page_in_a_browser():

@@ -1,14 +1,11 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright."""
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tests.browser import browser_page, require_browser, running_app
+from tests.browser import SHOTS, browser_page, require_browser, running_app
 
-SHOTS = Path(os.environ.get("FACELAB_SCREENSHOTS", "/tmp/facelab-screenshots"))
 
 
 def _png_bytes() -> bytes:

@@ -1,0 +1,22 @@
+"""End to end in a real browser: upload a photo on the prediction page, see the box and the chart."""
+from core.images import encode_jpeg, sample_photo
+from tests.browser import browser_page, require_browser, running_app
+
+
+def test_upload_a_photo_and_see_boxes_and_scores(tmp_path):
+    require_browser()
+    with running_app() as url, browser_page() as page:
+        page.goto(url + "/prediction", wait_until="networkidle")
+        page.get_by_role("heading", name="Expression prediction").wait_for(timeout=60_000)
+        page.get_by_test_id("stButtonGroup").get_by_role("radio", name="Upload").click()
+        photos = page.locator("[data-testid='stFileUploader']").filter(has_text="Photos (JPEG").locator("input[type='file']")
+        photos.wait_for(state="attached", timeout=30_000)
+        photos.set_input_files(files=[{"name": "portrait.jpg", "mimeType": "image/jpeg",
+                                       "buffer": encode_jpeg(sample_photo())},
+                                      {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}])
+        page.get_by_role("heading", name="portrait.jpg").wait_for(timeout=120_000)
+        page.get_by_text("notes.jpg: This file is not an image we can read").wait_for(timeout=30_000)
+        page.get_by_text("Face #1", exact=True).first.wait_for(timeout=60_000)  # the bar chart's title
+        page.locator("text=#1 ").first.wait_for(timeout=30_000)  # the box label on the photo
+        assert page.locator("[data-testid='stPlotlyChart']").count() >= 2  # photo with boxes + scores
+        page.screenshot(path=str(tmp_path / "prediction.png"), full_page=True)
