@@ -388,7 +388,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "pipeline_upload": ("Load a pipeline (JSON)", "载入流程（JSON）"),
     "pipeline_download": ("Download pipeline JSON", "下载流程 JSON"),
     "pipeline_draws": ("Number of draws", "抽样次数"),
-    "draw_n": ("Draw {n}", "第 {n} 次抽样"),
+    "draw_n": ("Original · draw {n}", "原图 · 第 {n} 次抽样"),
     "draw_params": ("Parameters", "参数"),
     "op_filter_preset": ("Filter bank F1–F10", "滤波器组 F1–F10"),
     "op_motion_blur": ("Motion blur", "运动模糊"),

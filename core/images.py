@@ -105,3 +105,11 @@ def limit_size(rgb: np.ndarray, max_side: int) -> np.ndarray:
         return rgb
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Two RGB images in one, the left one resized to the right one's height, with a white gap."""
+    height = right.shape[0]
+    scaled = cv2.resize(left, (max(1, round(left.shape[1] * height / left.shape[0])), height),
+                        interpolation=cv2.INTER_AREA)
+    return np.hstack([scaled, np.full((height, gap, 3), 255, np.uint8), right])

@@ -9,7 +9,8 @@ import streamlit as st
 from core import augment as aug
 from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
-from pages._shared import histogram, image_input, kernel_heatmap, show_error, tr
+from core.images import side_by_side
+from pages._shared import choice_key, histogram, image_input, kernel_heatmap, show_error, tr
 
 PREVIEW_SIDE = 512
 
@@ -136,7 +137,7 @@ def affine_tab(image: np.ndarray) -> None:
     height, width = image.shape[:2]
     preset_col, result_col = st.columns([1, 1])
     with preset_col:
-        preset = st.radio(tr("affine_preset"), [f"t{i}" for i in range(1, 8)], horizontal=True, key="aff_preset",
+        preset = st.radio(tr("affine_preset"), [f"t{i}" for i in range(1, 8)], horizontal=True, key=choice_key("aff_preset", "t1"),
                           format_func=lambda n: f"{n} · {tr('affine_' + n)}")
         shift = st.slider(tr("affine_shift_f"), 0.0, 50.0, 4.0, 1.0, key="aff_f")
         tform = aug.affine_presets(width, height, shift=shift)[preset]
@@ -195,7 +196,7 @@ def crops_tab(image: np.ndarray) -> None:
 def noise_tab(image: np.ndarray) -> None:
     st.markdown(tr("noise_intro"))
     c1, c2, c3 = st.columns(3)
-    noise_kind = c1.radio(tr("noise_kind"), ["gaussian", "salt_pepper", "speckle"], key="noise_kind",
+    noise_kind = c1.radio(tr("noise_kind"), ["gaussian", "salt_pepper", "speckle"], key=choice_key("noise_kind", "gaussian"),
                           format_func=lambda k: tr(f"noise_{k}"))
     amount = c2.slider(tr(f"noise_amount_{noise_kind}"), 0.0, 0.2, 0.01 if noise_kind != "salt_pepper" else 0.05,
                        0.005, format="%.3f", key=f"noise_amount_{noise_kind}")
@@ -224,7 +225,7 @@ def color_tab(image: np.ndarray) -> None:
 def normalize_tab(image: np.ndarray) -> None:
     st.markdown(tr("normalize_intro"))
     c1, c2 = st.columns(2)
-    mode = c1.radio(tr("normalize_mode"), ["channel_mean", "mean_image", "none"], key="norm_mode",
+    mode = c1.radio(tr("normalize_mode"), ["channel_mean", "mean_image", "none"], key=choice_key("norm_mode", "channel_mean"),
                     format_func=lambda m: tr(f"normalize_{m}"))
     size = c2.slider(tr("normalize_size"), 32, 512, 224, 16, key="norm_size")
     do_scale = c2.checkbox(tr("normalize_scale"), value=True, key="norm_scale")
@@ -252,11 +253,10 @@ def pipeline_tab(image: np.ndarray) -> None:
     count = c1.slider(tr("pipeline_draws"), 1, 24, 8, key="pipe_count")
     pipe_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="pipe_seed")
     results = aug.augment_many(image, spec, count, int(pipe_seed))
-    columns = st.columns(4)
-    columns[0].image(image, caption=tr("original"))
+    columns = st.columns(3)
     for index, (drawn, draws) in enumerate(results, start=1):
-        with columns[index % 4]:
-            st.image(drawn, caption=tr("draw_n", n=index))
+        with columns[(index - 1) % 3]:
+            st.image(side_by_side(image, drawn), caption=tr("draw_n", n=index))
             with st.popover(tr("draw_params")):
                 st.json([{"op": d.op, "applied": d.applied, **d.values} for d in draws])
 

@@ -44,7 +44,7 @@ def test_fspecial_widgets_change_the_kernel(app: AppTest) -> None:
 
 
 def test_affine_preset_and_rotation_matrices_follow_widgets(app: AppTest) -> None:
-    app.radio(key="aff_preset").set_value("t1").run()
+    app.radio(key="aff_preset_en").set_value("t1").run()
     app.slider(key="aff_f").set_value(10.0).run()
     latex = " ".join(el.value for el in app.latex)
     assert "20" in latex  # t1 translates by 2f
@@ -64,7 +64,14 @@ def test_pipeline_editor_round_trips_through_session(app: AppTest) -> None:
 
 
 def test_noise_and_colour_widgets_run(app: AppTest) -> None:
-    app.radio(key="noise_kind").set_value("salt_pepper").run()
+    app.radio(key="noise_kind_en").set_value("salt_pepper").run()
     app.slider(key="col_s").set_value(0.0).run()
-    app.radio(key="norm_mode").set_value("mean_image").run()
+    app.radio(key="norm_mode_en").set_value("mean_image").run()
     assert not app.exception
+
+
+def test_language_switch_keeps_the_chosen_preset(app: AppTest) -> None:
+    app.radio(key="aff_preset_en").set_value("t3").run()
+    app.session_state["lang"] = "zh"
+    app.run()
+    assert app.radio(key="aff_preset_zh").value == "t3"

@@ -33,7 +33,7 @@ def test_click_through_the_augmentation_page(tmp_path):
         page.screenshot(path=str(SHOTS / "augmentation_affine.png"), full_page=True)
 
         page.get_by_role("tab", name="Pipeline").click()
-        page.get_by_text("Draw 1", exact=True).wait_for(timeout=30_000)
+        page.get_by_text("Original · draw 1", exact=True).wait_for(timeout=30_000)
         page.screenshot(path=str(SHOTS / "augmentation_pipeline.png"), full_page=True)
 
         page.get_by_role("tab", name="Filters").click()

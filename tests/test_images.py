@@ -262,3 +262,13 @@ def test_byte_limit(png_bytes):
     assert error.key == "err_image_too_many_bytes"
     assert "MB" in str(error)
     _check_rgb(decode_image(png_bytes, max_bytes=len(png_bytes)), 16, 20)
+
+
+def test_side_by_side_matches_heights():
+    from core.images import side_by_side
+
+    left = np.zeros((100, 50, 3), np.uint8)
+    right = np.full((40, 30, 3), 7, np.uint8)
+    joined = side_by_side(left, right, gap=2)
+    assert joined.shape == (40, 20 + 2 + 30, 3)
+    assert (joined[:, -30:] == 7).all() and (joined[:, 20:22] == 255).all()
