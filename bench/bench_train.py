@@ -42,8 +42,8 @@ from torchvision import datasets, transforms  # noqa: E402
 
 from core.data import DATA_DIR_VARIABLE, Dataset, Splits, fer2013_path, load_npz  # noqa: E402
 from core.batch_augment import augment_batch  # noqa: E402
-from core.train import (TrainConfig, _batches, default_augmentation, freeze_groups, make_optimizer,  # noqa: E402
-                        to_network_input, train)
+from core.presets import default_augmentation, to_network_input  # noqa: E402
+from core.train import TrainConfig, _batches, freeze_groups, make_optimizer, train  # noqa: E402
 from models.registry import ARCHITECTURES, build_model  # noqa: E402
 
 BATCH = 128
@@ -120,7 +120,7 @@ def baseline_data_only(folder: Path, workers: int, batches: int) -> dict:
 
 
 def baseline_transform() -> transforms.Compose:
-    """The default augmentation (core.train.default_augmentation) as classic PIL transforms."""
+    """The default augmentation (core.presets.default_augmentation) as classic PIL transforms."""
     architecture = ARCHITECTURES["face_vgg"]
     return transforms.Compose([
         transforms.RandomHorizontalFlip(0.5),

@@ -24,7 +24,7 @@ import torch
 
 from core.faces import FACE_MARGIN, Face, align_face, face_frame, transform_face, transform_points
 from core.i18n import translate
-from core.train import to_network_input
+from core.presets import to_network_input
 from models.eac import STAND_IN_ARCH, EACFeatures
 
 FRAME_SIZE = 100

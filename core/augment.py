@@ -287,7 +287,7 @@ def add_noise(image: np.ndarray, kind: str, amount: float, seed: int) -> np.ndar
 
 # --------------------------------------------------------------------------- colour
 
-_LUMA = np.array([0.299, 0.587, 0.114])
+LUMA = np.array([0.299, 0.587, 0.114])
 _HUE_LUMA = np.array([0.213, 0.715, 0.072])
 
 
@@ -309,9 +309,9 @@ def color_matrix(mean_rgb: np.ndarray, brightness: float = 1.0, contrast: float 
     saturation towards grey, then hue rotation (in turns)."""
     linear = brightness * np.eye(3)
     offset = np.zeros(3)
-    mean_grey = float(_LUMA @ (linear @ np.asarray(mean_rgb, dtype=float)))
+    mean_grey = float(LUMA @ (linear @ np.asarray(mean_rgb, dtype=float)))
     linear, offset = contrast * linear, contrast * offset + (1 - contrast) * mean_grey
-    to_grey = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), _LUMA)
+    to_grey = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), LUMA)
     linear, offset = to_grey @ linear, to_grey @ offset
     rotate = _hue_rotation(hue)
     linear, offset = rotate @ linear, rotate @ offset

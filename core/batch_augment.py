@@ -55,7 +55,7 @@ def _color(x: torch.Tensor, draws: list[aug.Draw]) -> torch.Tensor:
     out = torch.einsum("bij,bjhw->bihw", matrix[:, :, :3], rgb) + matrix[:, :, 3, None, None]
     out = out.clamp(0, 255)
     if grey_input:
-        luma = torch.tensor(aug._LUMA, dtype=x.dtype, device=x.device)
+        luma = torch.tensor(aug.LUMA, dtype=x.dtype, device=x.device)
         out = torch.einsum("c,bchw->bhw", luma, out).unsqueeze(1)
     gamma = torch.tensor(gammas, dtype=x.dtype, device=x.device)[:, None, None, None]
     return 255.0 * (out / 255.0).pow(gamma)

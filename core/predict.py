@@ -29,7 +29,7 @@ from core.attention import attention_map
 from core.faces import Face, align_face, detect_faces, face_frame, transform_face
 from core.gradcam import grad_cam
 from core.images import decode_image
-from core.train import to_network_input
+from core.presets import to_network_input
 
 # FER2013's 48x48 crops show the face with a little room around it; the detector's box plus this
 # fraction of it on each side matches that framing (measured: see bench/bench_predict.py).

@@ -32,25 +32,13 @@ from core.data import Dataset, Splits, class_weights, load_data, sample_weights
 from core.device import best_device
 from core.errors import TrainingError, UserError
 from core.metrics import Metrics, compute_metrics
+from core.presets import default_augmentation, to_network_input
 from models.registry import (ARCHITECTURES, PretrainedUnavailable, build_model, check_args, group_names, layer_groups,
                              load_pretrained)
 
 BALANCING = ("none", "weighted_loss", "sampler")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "onecycle", "constant")
-
-
-def default_augmentation(input_size: int) -> aug.PipelineSpec:
-    """Mild augmentation that keeps an expression's label: flips, small moves, light changes."""
-    return aug.PipelineSpec((
-        aug.default_op("hflip", 0.5),
-        aug.OpSpec("affine", 1.0, {"rotation": [-10.0, 10.0], "translate": [-0.08, 0.08], "scale": [0.9, 1.1],
-                                   "shear": [-5.0, 5.0]}),
-        aug.OpSpec("crop", 0.5, {"mode": ["random_resized"], "scale": [0.75, 1.0], "ratio": [0.9, 1.1],
-                                 "size": input_size}),
-        aug.OpSpec("color", 0.8, {"brightness": [0.75, 1.25], "contrast": [0.75, 1.25], "saturation": [1.0, 1.0],
-                                  "hue": [0.0, 0.0], "gamma": [0.8, 1.25]}),
-    ))
 
 
 @dataclass
@@ -227,20 +215,6 @@ def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_p
             optimizer, lambda step: (step + 1) / warmup if step < warmup
             else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-def to_network_input(batch: torch.Tensor, arch: str) -> torch.Tensor:
-    """Float 0..255 images of any stored size and channels as the network's normalised input."""
-    architecture = ARCHITECTURES[arch]
-    if batch.shape[1] != architecture.channels:
-        luma = torch.tensor(aug._LUMA, device=batch.device, dtype=batch.dtype)[None, :, None, None]
-        batch = (batch * luma).sum(dim=1, keepdim=True) if architecture.channels == 1 else batch.expand(-1, 3, -1, -1)
-    if batch.shape[-1] != architecture.input_size or batch.shape[-2] != architecture.input_size:
-        batch = F.interpolate(batch, size=(architecture.input_size,) * 2, mode="bilinear", antialias=True,
-                              align_corners=False)
-    mean = torch.tensor(architecture.mean, device=batch.device, dtype=batch.dtype)[None, :, None, None]
-    std = torch.tensor(architecture.std, device=batch.device, dtype=batch.dtype)[None, :, None, None]
-    return (batch / 255.0 - mean) / std
 
 
 @torch.no_grad()

@@ -22,8 +22,9 @@ from core.data import Dataset, Splits, class_weights, sample_weights
 from core.errors import TrainingError
 from core.evaluate import evaluate_checkpoint
 from core.jobs import JobRunner
+from core.presets import to_network_input
 from core.train import (Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, freeze_groups,
-                        make_optimizer, make_schedule, prepare_model, set_train_mode, to_network_input, train)
+                        make_optimizer, make_schedule, prepare_model, set_train_mode, train)
 from models.registry import build_model, layer_groups
 
 CPU = torch.device("cpu")
