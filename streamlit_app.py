@@ -2,10 +2,10 @@
 import streamlit as st
 
 from core.device import describe_device
-from core.i18n import LANGUAGES
+from core.i18n import LANGUAGES, translate
 from pages._shared import tr
 
-st.set_page_config(page_title="Facial-expression CNN lab", page_icon="🙂", layout="wide")
+st.set_page_config(page_title=translate("app_title", st.session_state.get("lang", "en")), page_icon="🙂", layout="wide")
 
 if "lang" not in st.session_state:
     st.session_state["lang"] = "en"

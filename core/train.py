@@ -106,7 +106,6 @@ class Progress:
     checkpoint: str | None = None
     error: str | None = None
     classes: tuple[str, ...] = ()
-    started: float = field(default_factory=time.time)
 
     @property
     def done(self) -> bool:

@@ -242,9 +242,9 @@ def _show_progress(job: Job) -> None:
                                            epochs=progress.total_epochs, batch=progress.batch,
                                            batches=progress.batches_per_epoch, eta=eta))
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric(tr("ft_throughput"), f"{progress.images_per_s:.0f} img/s")
-    m2.metric(tr("ft_eta"), f"{eta} min")
-    m3.metric(tr("ft_device_memory"), f"{progress.memory_bytes / 2**20:.0f} MB")
+    m1.metric(tr("ft_throughput"), tr("unit_images_per_s", value=progress.images_per_s))
+    m2.metric(tr("ft_eta"), tr("unit_minutes", value=eta))
+    m3.metric(tr("ft_device_memory"), tr("unit_megabytes", value=progress.memory_bytes / 2**20))
     m4.metric(tr("ft_best_val"), f"{max(progress.best_accuracy, 0):.1%}",
               help=tr("ft_best_epoch", epoch=progress.best_epoch))
     losses = list(progress.iteration_loss)
@@ -269,17 +269,17 @@ def _show_progress(job: Job) -> None:
         tr("ft_macro_f1"): (epoch_numbers, [e.macro_f1 for e in epochs_done])}, tr("ft_epoch")), key="ft_c_acc")
     left.plotly_chart(_line(tr("ft_lr_chart"), {tr("ft_lr"): (steps, list(progress.iteration_lr))}, tr("ft_iteration")),
                       key="ft_c_lr")
-    right.plotly_chart(_line(tr("ft_throughput"), {"img/s": (epoch_numbers, [e.images_per_s for e in epochs_done])},
+    right.plotly_chart(_line(tr("ft_throughput"), {tr("unit_images_per_s_name"): (epoch_numbers, [e.images_per_s for e in epochs_done])},
                              tr("ft_epoch")), key="ft_c_speed")
     if progress.last_metrics is not None:
         metrics = progress.last_metrics
         st.subheader(tr("ft_epoch_metrics", epoch=epochs_done[-1].epoch, accuracy=metrics.accuracy, f1=metrics.macro_f1))
         left, right = st.columns([1, 1])
         left.dataframe({tr("ft_class"): [display_name(c, lang()) for c in metrics.per_class],
-                        "precision": [m.precision for m in metrics.per_class.values()],
-                        "recall": [m.recall for m in metrics.per_class.values()],
+                        tr("ft_precision"): [m.precision for m in metrics.per_class.values()],
+                        tr("ft_recall"): [m.recall for m in metrics.per_class.values()],
                         "F1": [m.f1 for m in metrics.per_class.values()],
-                        "support": [m.support for m in metrics.per_class.values()]},
+                        tr("ft_support"): [m.support for m in metrics.per_class.values()]},
                        hide_index=True, key="ft_table")
         right.plotly_chart(_confusion(metrics), key="ft_c_conf")
 
