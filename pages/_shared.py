@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import inspect
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,13 +20,14 @@ MODEL_FOR_PREDICTION = "prediction_checkpoint"
 def _use_navigation_mode() -> None:
     """Because a pages/ folder exists, Streamlit starts in its old multipage mode: if the first request
     after the server starts is a deep link such as /prediction, it runs that page on its own, without
-    streamlit_app.py (no sidebar, no language switch). Only a call to st.navigation leaves that mode,
-    so leave it here, once per process, and rerun: the rerun goes through streamlit_app.py."""
+    streamlit_app.py (no sidebar, no language switch). Only a call to st.navigation leaves that mode, so
+    leave it here, once per process; when a page was started on its own, rerun through streamlit_app.py."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not any(Path(frame.filename).name == "streamlit_app.py" for frame in inspect.stack(0)):
+            st.rerun()
 
 
 _use_navigation_mode()
