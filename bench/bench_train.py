@@ -106,10 +106,8 @@ def ours_data_only(splits: Splits, batches: int) -> dict:
 
 def baseline_data_only(folder: Path, workers: int, batches: int) -> dict:
     """Only the data path of the baseline: the DataLoader's batches, nothing trained."""
-    dataset = datasets.ImageFolder(str(folder), transform=baseline_transform(), loader=load_grey)
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
     seen, started = 0, None
-    for step, (_x, y) in enumerate(loader):
+    for step, (_x, y) in enumerate(baseline_loader(folder, workers)):
         if step == WARMUP_BATCHES:
             started = time.perf_counter()
         if step == WARMUP_BATCHES + batches:
@@ -133,12 +131,17 @@ def baseline_transform() -> transforms.Compose:
     ])
 
 
+def baseline_loader(folder: Path, workers: int) -> DataLoader:
+    """The naive input pipeline: PNG files, PIL transforms, a DataLoader."""
+    dataset = datasets.ImageFolder(str(folder), transform=baseline_transform(), loader=load_grey)
+    return DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
+
+
 def run_baseline(folder: Path, workers: int, channels_last: bool, batches: int) -> dict:
     """`batches` training steps fed by ImageFolder + DataLoader, after WARMUP_BATCHES untimed ones."""
     torch.manual_seed(0)
-    dataset = datasets.ImageFolder(str(folder), transform=baseline_transform(), loader=load_grey)
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
-    model = build_model("face_vgg", len(dataset.classes))
+    loader = baseline_loader(folder, workers)
+    model = build_model("face_vgg", len(loader.dataset.classes))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     config = TrainConfig()
