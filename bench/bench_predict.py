@@ -30,7 +30,7 @@ from core.data import fer2013_path, load_npz  # noqa: E402
 from core.images import decode_image, encode_jpeg, sample_photo  # noqa: E402
 from core.predict import CROP_PAD, FER_MARGIN, Predictor  # noqa: E402
 
-MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+MARGINS = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 def canvas_for(face: np.ndarray, rng: np.random.Generator, scale: int = 3, side: int = 320) -> np.ndarray:

@@ -31,9 +31,9 @@ from core.gradcam import grad_cam
 from core.images import decode_image
 from core.presets import to_network_input
 
-# FER2013's 48x48 crops show the face with a little room around it; the detector's box plus this
-# fraction of it on each side matches that framing (measured: see bench/bench_predict.py).
-FER_MARGIN = 0.1
+# FER2013's 48x48 crops are about as tight as dlib's box: the box plus this fraction of it on each
+# side matches that framing best (measured from -10 % to 30 %: see bench/bench_predict.py).
+FER_MARGIN = 0.0
 # The crop is made this much larger than the network's input, so that the lecture's local crops
 # (test-time augmentation) stay on the face; without TTA the centre is used.
 CROP_PAD = 1.1
