@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core import faces as face_module  # noqa: E402
-from core.checkpoint import load_checkpoint  # noqa: E402
+from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint  # noqa: E402
 from core.data import fer2013_path, load_npz  # noqa: E402
 from core.images import decode_image, encode_jpeg, sample_photo  # noqa: E402
 from core.predict import CROP_PAD, FER_MARGIN, Predictor  # noqa: E402
@@ -136,8 +136,7 @@ def main() -> int:
     if path is None or not path.exists():
         print("set FACELAB_DATA_DIR to the folder holding fer2013.npz", file=sys.stderr)
         return 2
-    predictor = Predictor(load_checkpoint(args.checkpoint) if args.checkpoint else load_checkpoint(
-        Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "fer_face_vgg.pt"))
+    predictor = Predictor(load_checkpoint(args.checkpoint or BUNDLED_CHECKPOINT))
     photos = Path(os.environ["FACELAB_PHOTOS_DIR"]) if os.environ.get("FACELAB_PHOTOS_DIR") else None
     report = {"cpu_count": os.cpu_count()}
     if not args.speed_only:
