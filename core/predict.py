@@ -155,6 +155,37 @@ def faces_table(results: list[tuple[str, list[FaceScores]]]) -> list[dict]:
     return rows
 
 
+FACE_COVER_WEIGHT = 0.25  # covering part of a face matters less than hiding another label's text
+
+
+def labels_above(boxes: list[tuple[int, int, int, int]], label_sizes: list[tuple[float, float]]) -> list[bool]:
+    """Where each face's label goes, in box order: True above its box, False below it.
+
+    A label sits on its box's left edge, `label_sizes` (width, height) in image pixels. It goes above
+    unless it would leave the image or cover more of the labels already placed (and, weighted less, of
+    the other faces) than it would below.
+    """
+    faces = [(left, top, left + width, top + height) for left, top, width, height in boxes]
+    labels: list[tuple[float, float, float, float]] = []
+
+    def area(rect: tuple[float, float, float, float], others: list[tuple[float, float, float, float]]) -> float:
+        x0, y0, x1, y1 = rect
+        return sum(max(0.0, min(x1, a1) - max(x0, a0)) * max(0.0, min(y1, b1) - max(y0, b0))
+                   for a0, b0, a1, b1 in others)
+
+    def cost(rect: tuple[float, float, float, float]) -> float:
+        return area(rect, labels) + FACE_COVER_WEIGHT * area(rect, faces)
+
+    sides = []
+    for (left, top, _, height), (label_width, label_height) in zip(boxes, label_sizes):
+        above = (left, top - label_height, left + label_width, top)
+        below = (left, top + height, left + label_width, top + height + label_height)
+        put_above = above[1] >= 0 and cost(above) <= cost(below)
+        labels.append(above if put_above else below)
+        sides.append(put_above)
+    return sides
+
+
 def table_csv(rows: list[dict]) -> str:
     """CSV text; cells that a spreadsheet would run as a formula (=, +, -, @) are quoted with a '."""
     def safe(value: object) -> object:

@@ -12,10 +12,12 @@ from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import colour, display_name
 from core.errors import UserError
 from core.images import decode_image, limit_size
-from core.predict import FaceScores, Predictor, faces_table, table_csv
+from core.predict import FaceScores, Predictor, faces_table, labels_above, table_csv
 from pages._shared import MODEL_FOR_PREDICTION, cached_sample_photo, lang, photo_figure, show_error, tr
 
 DISPLAY_SIDE = 1600
+MAIN_COLUMN_PX = 730  # the usual width of the page's main column, to size box labels in image pixels
+LABEL_CHAR_PX, LABEL_WIDE_CHAR_PX, LABEL_HEIGHT_PX = 7.5, 13, 20  # a 13 px label font; CJK is wider
 MAX_PHOTOS = 20
 
 st.title(tr("pred_title"))
@@ -92,15 +94,23 @@ def _label(face: FaceScores) -> str:
     return f"{display_name(top, lang())} {face.scores[top]:.0%}"
 
 
+def _text_px(text: str) -> float:
+    return sum(LABEL_WIDE_CHAR_PX if ord(char) >= 0x2E80 else LABEL_CHAR_PX for char in text)
+
+
 def _photo_figure(rgb: np.ndarray, faces: list[FaceScores]) -> go.Figure:
-    figure = photo_figure(rgb, max_side=DISPLAY_SIDE, height=min(700, max(320, rgb.shape[0])))
-    for number, face in enumerate(faces, start=1):
+    figure_height = min(700, max(320, rgb.shape[0]))
+    figure = photo_figure(rgb, max_side=DISPLAY_SIDE, height=figure_height)
+    texts = [f"#{number} {_label(face)}" for number, face in enumerate(faces, start=1)]
+    image_px = 1 / min(MAIN_COLUMN_PX / rgb.shape[1], figure_height / rgb.shape[0])
+    sizes = [((_text_px(text) + 8) * image_px, LABEL_HEIGHT_PX * image_px) for text in texts]
+    for face, text, above in zip(faces, texts, labels_above([face.box for face in faces], sizes)):
         left, top, width, height = face.box
         figure.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=left + width - 0.5, y1=top + height - 0.5,
                          line=dict(color=colour(face.top_class), width=3))
-        figure.add_annotation(x=left - 0.5, y=top - 0.5, text=f"#{number} {_label(face)}", showarrow=False,
-                              xanchor="left", yanchor="bottom", font=dict(color="white", size=13),
-                              bgcolor=colour(face.top_class))
+        figure.add_annotation(x=left - 0.5, y=top - 0.5 if above else top + height - 0.5, text=text,
+                              showarrow=False, xanchor="left", yanchor="bottom" if above else "top",
+                              font=dict(color="white", size=13), bgcolor=colour(face.top_class))
     return figure
 
 

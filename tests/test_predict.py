@@ -14,7 +14,7 @@ from core.checkpoint import BUNDLED_CHECKPOINT, make_meta, save_checkpoint
 from core.classes import EXPRESSION_KEYS
 from core.errors import ImageError
 from core.images import encode_png, sample_photo
-from core.predict import Predictor
+from core.predict import Predictor, labels_above
 from models.registry import build_model
 from tests.conftest import ROOT
 
@@ -163,3 +163,17 @@ def test_bad_bytes_raise_image_error():
 
     with pytest.raises(ImageError):
         decode_image(b"definitely not an image")
+
+
+def test_labels_go_above_their_boxes_unless_that_covers_a_face_or_label_or_leaves_the_image():
+    size = (100, 20)
+    apart = [(0, 100, 40, 40), (200, 100, 40, 40)]
+    assert labels_above(apart, [size, size]) == [True, True]
+    side_by_side = [(0, 100, 40, 40), (60, 100, 40, 40)]  # the first label reaches over the second box
+    assert labels_above(side_by_side, [size, size]) == [True, False]
+    under_another_face = [(0, 100, 40, 40), (50, 60, 40, 30)]  # the first label would cover the second face
+    assert labels_above(under_another_face, [size, size]) == [False, True]
+    at_the_top = [(0, 5, 40, 40)]
+    assert labels_above(at_the_top, [size]) == [False]
+    crowded = [(0, 100, 40, 40), (60, 100, 40, 40), (10, 100, 40, 40)]  # both sides taken: the lesser overlap
+    assert labels_above(crowded, [size, size, size]) == [True, False, False]
