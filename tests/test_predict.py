@@ -169,7 +169,7 @@ def test_labels_go_above_their_boxes_unless_that_covers_a_face_or_label_or_leave
     size = (100, 20)
     apart = [(0, 100, 40, 40), (200, 100, 40, 40)]
     assert labels_above(apart, [size, size]) == [True, True]
-    side_by_side = [(0, 100, 40, 40), (60, 100, 40, 40)]  # the first label reaches over the second box
+    side_by_side = [(0, 100, 40, 40), (60, 100, 40, 40)]  # their labels would overlap above the boxes
     assert labels_above(side_by_side, [size, size]) == [True, False]
     under_another_face = [(0, 100, 40, 40), (50, 60, 40, 30)]  # the first label would cover the second face
     assert labels_above(under_another_face, [size, size]) == [False, True]
