@@ -13,12 +13,14 @@ from core.classes import colour, display_name
 from core.errors import UserError
 from core.images import decode_image, limit_size
 from core.predict import FaceScores, Predictor, faces_table, labels_above, table_csv
-from pages._shared import MODEL_FOR_PREDICTION, cached_sample_photo, lang, photo_figure, show_error, tr
+from pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, show_error,
+                           tr)
 
 DISPLAY_SIDE = 1600
 MAIN_COLUMN_PX = 730  # the usual width of the page's main column, to size box labels in image pixels
 LABEL_CHAR_PX, LABEL_WIDE_CHAR_PX, LABEL_HEIGHT_PX = 7.5, 13, 20  # a 13 px label font; CJK is wider
 MAX_PHOTOS = 20
+MAX_EXPLAINED_FACES = 6  # Grad-CAM costs a backward pass per face
 
 st.title(tr("pred_title"))
 st.markdown(tr("pred_intro"))
@@ -46,8 +48,12 @@ def _choose_model() -> Predictor | None:
     if trained:
         options.append("session")
     options.append("upload")
-    default = options.index("session") if st.session_state.get(MODEL_FOR_PREDICTION) else 0
-    choice = st.radio(tr("pred_model"), options, index=default, horizontal=True, key="pred_model",
+    handed = st.session_state.get(MODEL_FOR_PREDICTION)
+    key = choice_key("pred_model", "session" if handed else "bundled")
+    if handed and st.session_state.get("pred_model_handed") != handed:  # "Use for prediction" selects it once
+        st.session_state["pred_model_handed"] = handed
+        st.session_state[key] = "session"
+    choice = st.radio(tr("pred_model"), options, horizontal=True, key=key, persist_state="page",
                       format_func=lambda o: tr(f"pred_model_{o}"))
     try:
         if choice == "bundled":
@@ -55,7 +61,10 @@ def _choose_model() -> Predictor | None:
         if choice == "session":
             return _predictor(trained)
         upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
-        return _predictor("upload", upload.getvalue()) if upload else None
+        if upload is None:
+            st.info(tr("pred_waiting_for_checkpoint"))
+            return None
+        return _predictor("upload", upload.getvalue())
     except UserError as error:
         show_error(error)
         if choice == "bundled" and not BUNDLED_CHECKPOINT.exists():
@@ -138,9 +147,15 @@ if len(images) > 1:
     rows = faces_table(results)
     st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
     if rows:
-        st.dataframe(rows, hide_index=True, key="pred_table")
+        shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
+        labels = {name: tr(f"pred_col_{name}")
+                  for name in ("file", "face", "left", "top", "width", "height", "top_expression")}
+        labels |= {key: st.column_config.NumberColumn(display_name(key, lang()), format="percent")
+                   for key in predictor.classes}
+        st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels)
         st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
 
+explained_photo = next((index for index, faces in enumerate(predictions) if faces), None)
 for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
     st.subheader(name)
     if not faces:
@@ -156,9 +171,11 @@ for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
         st.json(api)
     st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
                        key=f"pred_json_{index}")
-    if st.toggle(tr("pred_why"), value=index == 0, key=f"pred_why_{index}"):
+    if st.toggle(tr("pred_why"), value=index == explained_photo, key=f"pred_why_{index}"):
         st.markdown(tr("pred_why_body"))
-        for number, face in enumerate(faces[:6], start=1):
+        if len(faces) > MAX_EXPLAINED_FACES:
+            st.caption(tr("pred_why_largest", shown=MAX_EXPLAINED_FACES, faces=len(faces)))
+        for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
             explanation = _explain(predictor, rgb, face.face, predictor.classes.index(face.top_class), face.box,
                                    id(predictor))
             c1, c2, c3 = st.columns(3)

@@ -50,3 +50,22 @@ def test_uploaded_photos_no_face_and_not_an_image(page):
     assert any("No face was found" in w.value for w in page.warning)
     assert any("faces in 2 photos" in s.value for s in page.subheader)
     assert page.json, "the photo with a face shows its JSON"
+
+
+def test_model_choice_survives_a_language_switch_and_an_empty_upload_says_what_to_do(page):
+    assert page.radio(key="pred_model_en").value == "session", "a model handed over by the fine-tuning page is chosen"
+    page.radio(key="pred_model_en").set_value("upload").run()
+    assert any("Upload a checkpoint saved by this app" in info.value for info in page.info)
+    assert not page.json, "no predictions until a checkpoint is uploaded"
+    page.session_state["lang"] = "zh"
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert page.radio(key="pred_model_zh").value == "upload"
+    assert any("上传本应用保存的检查点" in info.value for info in page.info)
+
+
+def test_the_explanation_opens_on_the_first_photo_with_faces(page):
+    _upload(page, ("wall.png", encode_png(np.full((200, 300, 3), 128, np.uint8)), "image/png"),
+            ("astronaut.png", encode_png(sample_photo()), "image/png"))
+    assert page.toggle(key="pred_why_1").value is True
+    assert len(page.dataframe) == 1
