@@ -148,10 +148,8 @@ if len(images) > 1:
     st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
     if rows:
         shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
-        labels = {name: tr(f"pred_col_{name}")
-                  for name in ("file", "face", "left", "top", "width", "height", "top_expression")}
-        labels |= {key: st.column_config.NumberColumn(display_name(key, lang()), format="percent")
-                   for key in predictor.classes}
+        labels = {name: st.column_config.NumberColumn(display_name(name, lang()), format="percent")
+                  if name in predictor.classes else tr(f"pred_col_{name}") for name in rows[0]}
         st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels)
         st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
 
