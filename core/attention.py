@@ -3,8 +3,8 @@
 Li, Abtahi, Zhu, Yin, "EAC-Net: A Region-based Deep Enhancing and Cropping Approach for Facial Action
 Unit Detection" (arXiv 1702.02925). Everything below derives from RULES.
 
-Geometry: the face is mapped into a 100x100 frame, the face crop the network sees (`core.faces.face_frame`
-with FACE_MARGIN), as the paper's code maps the landmarks of its face crops. The frame is turned so the eyes
+Geometry: the face is mapped into a 100x100 frame, the paper's face crop (`core.faces.face_frame` with
+FACE_MARGIN), as the paper's code maps the landmarks of its face crops. The frame is turned so the eyes
 are level, so "above" and "below" in the rules mean toward the top or the chin of the face even when the
 head is tilted. Both the scale (the distance between the inner eye corners, landmarks 39 and 42) and the
 Manhattan distance `d` that the weights fall off with are measured in that frame. The centres are mapped
@@ -22,13 +22,14 @@ import cv2
 import numpy as np
 import torch
 
-from core.faces import FACE_MARGIN, Face, align_face, face_frame, transform_face, transform_points
+from core.faces import FACE_MARGIN, Face, face_frame, transform_face, transform_points
+from core.framing import frame_face
 from core.i18n import translate
 from core.presets import to_network_input
 from models.eac import STAND_IN_ARCH, EACFeatures
 
 FRAME_SIZE = 100
-INPUT_SIZE = 224  # E-Net input: the aligned face crop, as in the paper
+INPUT_SIZE = 224  # E-Net input: the face framed by the face template, at the paper's size
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def centres_json(face: Face, shape: tuple[int, ...], aus: tuple[str, ...] | list
 
 @dataclass(frozen=True)
 class EnhancedView:
-    crop: np.ndarray  # the aligned face, INPUT_SIZE x INPUT_SIZE RGB
+    crop: np.ndarray  # the face framed by the face template, INPUT_SIZE x INPUT_SIZE RGB
     crop_map: np.ndarray  # its attention map, float32
     layers: tuple[str, str]  # the group's first and last conv, e.g. ("conv3_1", "conv3_3")
     before: np.ndarray  # (channels, h, w): the last conv's features
@@ -214,8 +215,8 @@ def enhance_face(rgb: np.ndarray, face: Face, network: EACFeatures, group: int,
                  arch: str = STAND_IN_ARCH) -> EnhancedView:
     """Align the face, make its attention map there, and run E-Net up to `group` on the network `arch`'s
     input (the crop is resized and converted to the network's size and channels)."""
-    crop = align_face(rgb, face, INPUT_SIZE, FACE_MARGIN)
-    in_crop = transform_face(face, face_frame(face.landmarks, face.box, INPUT_SIZE, FACE_MARGIN))
+    crop, matrix = frame_face(rgb, face.landmarks, INPUT_SIZE)
+    in_crop = transform_face(face, matrix)
     crop_map = attention_map(in_crop.landmarks, in_crop.box, crop.shape, aus, preset)
     image = to_network_input(torch.from_numpy(crop).permute(2, 0, 1)[None].float(), arch)
     with torch.inference_mode():

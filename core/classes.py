@@ -1,4 +1,7 @@
-"""The one class list: the 7 expressions, their Emotion-API keys and English/Chinese names."""
+"""The one class list: the 8 expressions, their Emotion-API keys and English/Chinese names.
+
+FER2013 labels 7 of them; FER+ adds contempt, so its models speak every key of the Emotion API.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Expression:
-    key: str  # Microsoft Emotion API score name
-    fer2013: str  # FER2013's folder / label name
+    key: str  # Microsoft Emotion API score name; FER+ uses the same names
+    fer2013: str | None  # FER2013's folder / label name (FER2013 has no contempt)
     en: str
     zh: str
     colour: str  # for boxes and bars
@@ -16,6 +19,7 @@ class Expression:
 # Model outputs use this order (the Emotion API's, alphabetical).
 EXPRESSIONS: tuple[Expression, ...] = (
     Expression("anger", "angry", "anger", "愤怒", "#d62728"),
+    Expression("contempt", None, "contempt", "轻蔑", "#e377c2"),
     Expression("disgust", "disgust", "disgust", "厌恶", "#8c564b"),
     Expression("fear", "fear", "fear", "恐惧", "#9467bd"),
     Expression("happiness", "happy", "happiness", "高兴", "#f2b701"),
@@ -24,11 +28,12 @@ EXPRESSIONS: tuple[Expression, ...] = (
     Expression("surprise", "surprise", "surprise", "惊讶", "#2ca02c"),
 )
 EXPRESSION_KEYS: tuple[str, ...] = tuple(e.key for e in EXPRESSIONS)
-_BY_NAME = {name: e for e in EXPRESSIONS for name in (e.key, e.fer2013)}
+FER2013_KEYS: tuple[str, ...] = tuple(e.key for e in EXPRESSIONS if e.fer2013)
+_BY_NAME = {name: e for e in EXPRESSIONS for name in (e.key, e.fer2013) if name}
 
 
 def expression_key(name: str) -> str | None:
-    """Our key for an Emotion-API or FER2013 class name (case-insensitive), else None."""
+    """Our key for an Emotion-API, FER+ or FER2013 class name (case-insensitive), else None."""
     found = _BY_NAME.get(name.strip().lower())
     return found.key if found else None
 

@@ -1,4 +1,5 @@
-"""Training data: FER2013 from an .npz, or a user's zip or folder of class folders.
+"""Training data: FER2013 from an .npz (with its own labels or FER+ votes), or a user's zip or folder
+of class folders.
 
 Images are kept in memory as one uint8 array (N, C, H, W); batches are converted to the
 network's input on the training device.
@@ -13,12 +14,14 @@ import cv2
 import numpy as np
 
 from core.archive import ClassArchive, read_class_zip
-from core.classes import EXPRESSION_KEYS, expression_key
+from core.classes import EXPRESSION_KEYS, FER2013_KEYS, expression_key
 from core.errors import DatasetError
 
 DATA_DIR_VARIABLE = "FACELAB_DATA_DIR"
 FER2013_FILE = "fer2013.npz"
+FERPLUS_FILE = "ferplus.npz"  # FER+ votes, row by row beside fer2013.npz
 NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val")
+LABEL_SOURCES = ("fer2013", "ferplus")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class Dataset:
     x: np.ndarray  # uint8, (N, C, H, W)
     y: np.ndarray  # int64 class indices
     classes: tuple[str, ...]
+    targets: np.ndarray | None = None  # float32 (N, classes) label distributions (FER+ votes), else None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -34,7 +38,8 @@ class Dataset:
         return np.bincount(self.y, minlength=len(self.classes))
 
     def subset(self, indices: np.ndarray) -> Dataset:
-        return Dataset(self.x[indices], self.y[indices], self.classes)
+        targets = self.targets[indices] if self.targets is not None else None
+        return Dataset(self.x[indices], self.y[indices], self.classes, targets)
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,54 @@ def _fer_split(data: np.lib.npyio.NpzFile, split: str, remap: np.ndarray) -> Dat
     y = np.asarray(data[f"y_{split}"]).astype(np.int64)
     if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= len(remap):
         raise DatasetError("err_data_bad_npz", path=split)
-    return Dataset(np.ascontiguousarray(x[:, None]), remap[y], EXPRESSION_KEYS)
+    return Dataset(np.ascontiguousarray(x[:, None]), remap[y], FER2013_KEYS)
 
 
-def load_npz(path: str | Path) -> Splits:
-    """FER2013-style splits; labels are remapped from the file's class order to ours."""
+def ferplus_labels(votes: np.ndarray, columns: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FER+ votes as (rows kept, majority labels, vote distributions) over our 8 expressions.
+
+    The "majority" rule of FER+ `src/ferplus.py`: single votes are dropped as outliers, and a row's
+    label is the column with more than half of the remaining votes. Rows whose label would be
+    unknown, not-a-face or no label at all are left out, as FER+ training does. The distribution
+    is the remaining emotion votes, normalised: the soft target of FER+'s "probability" mode.
+    """
+    counted = np.where(votes > 1, votes, 0).astype(np.float32)
+    majority = counted.argmax(axis=1)
+    labelled = counted.max(axis=1) > counted.sum(axis=1) / 2
+    emotion_columns = [columns.index(key) for key in EXPRESSION_KEYS]
+    keep = np.flatnonzero(labelled & np.isin(majority, emotion_columns))
+    emotions = counted[keep][:, emotion_columns]
+    return keep, emotions.argmax(axis=1).astype(np.int64), emotions / emotions.sum(axis=1, keepdims=True)
+
+
+def _ferplus_splits(splits: Splits, path: Path) -> Splits:
+    """Replace FER2013's labels by FER+ votes read from `path` (rows aligned to fer2013.npz)."""
+    if not path.exists():
+        raise DatasetError("err_data_missing", path=path.name)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        raise DatasetError("err_data_bad_npz", path=path.name) from None
+
+    def relabelled(split: str, dataset: Dataset | None) -> Dataset | None:
+        if dataset is None:
+            return None
+        votes = np.asarray(data[f"votes_{split}"]) if f"votes_{split}" in data else np.zeros(0)
+        if votes.dtype.kind not in "iu" or votes.shape != (len(dataset), len(columns)) or \
+                any(name not in columns for name in EXPRESSION_KEYS):
+            raise DatasetError("err_data_bad_npz", path=path.name)
+        keep, y, targets = ferplus_labels(votes, columns)
+        return Dataset(dataset.x[keep], y, EXPRESSION_KEYS, targets)
+
+    with data:
+        columns = [str(name) for name in data["columns"]] if "columns" in data else []
+        return Splits(relabelled("train", splits.train), relabelled("val", splits.val),
+                      relabelled("test", splits.test), f"{splits.source} + {path.name}")
+
+
+def load_npz(path: str | Path, labels: str = "fer2013") -> Splits:
+    """FER2013-style splits; labels are remapped from the file's class order to ours. With
+    labels="ferplus", the labels are FER+ votes from ferplus.npz in the same folder."""
     path = Path(path)
     if not path.exists():
         raise DatasetError("err_data_missing", path=str(path))
@@ -81,11 +129,12 @@ def load_npz(path: str | Path) -> Splits:
         if any(key not in data for key in NPZ_KEYS + ("classes",)):
             raise DatasetError("err_data_bad_npz", path=str(path))
         keys = [expression_key(str(name)) for name in data["classes"]]
-        if None in keys or sorted(keys) != sorted(EXPRESSION_KEYS):
+        if None in keys or sorted(keys) != sorted(FER2013_KEYS):
             raise DatasetError("err_data_bad_npz", path=str(path))
-        remap = np.array([EXPRESSION_KEYS.index(key) for key in keys], dtype=np.int64)
+        remap = np.array([FER2013_KEYS.index(key) for key in keys], dtype=np.int64)
         test = _fer_split(data, "test", remap) if "x_test" in data else None
-        return Splits(_fer_split(data, "train", remap), _fer_split(data, "val", remap), test, str(path))
+        splits = Splits(_fer_split(data, "train", remap), _fer_split(data, "val", remap), test, str(path))
+    return _ferplus_splits(splits, path.with_name(FERPLUS_FILE)) if labels == "ferplus" else splits
 
 
 def to_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -170,10 +219,14 @@ def load_class_folders(source: str | Path | bytes, size: int, channels: int, val
 
 
 def load_data(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
-              seed: int = 0) -> Splits:
-    """An .npz (FER2013 layout) or a zip/folder of class folders."""
+              seed: int = 0, labels: str = "fer2013") -> Splits:
+    """An .npz (FER2013 layout, with its own labels or FER+ votes) or a zip/folder of class folders."""
+    if labels not in LABEL_SOURCES:
+        raise DatasetError("err_data_labels", labels=labels, known=", ".join(LABEL_SOURCES))
     if isinstance(source, (str, Path)) and str(source).endswith(".npz"):
-        return load_npz(source)
+        return load_npz(source, labels)
+    if labels != "fer2013":
+        raise DatasetError("err_data_labels_npz", labels=labels)
     return load_class_folders(source, size, channels, val_fraction, seed)
 
 

@@ -11,23 +11,37 @@ import sys
 
 import torch
 
+import numpy as np
+
 from core.checkpoint import Checkpoint, load_checkpoint
-from core.data import Dataset, load_data
+from core.data import LABEL_SOURCES, Dataset, load_data
 from core.device import best_device
 from core.errors import DatasetError, UserError
-from core.metrics import Metrics
-from core.train import evaluate_model
+from core.metrics import Metrics, compute_metrics
+from core.train import predict
 
 SPLITS = ("train", "val", "test")
 
 
+def shared_class_predictions(probabilities: np.ndarray, model_classes: tuple[str, ...],
+                             data_classes: tuple[str, ...]) -> np.ndarray:
+    """The data's class index of each row's most probable class among those both share: an 8-class
+    FER+ model scored on FER2013's 7 labels ignores its contempt column, and a 7-class model scored
+    on FER+ can never be right on a contempt face."""
+    shared = [name for name in model_classes if name in data_classes]
+    columns = [model_classes.index(name) for name in shared]
+    return np.array([data_classes.index(name) for name in shared])[probabilities[:, columns].argmax(axis=1)]
+
+
 def evaluate_checkpoint(checkpoint: Checkpoint, dataset: Dataset, device: torch.device | None = None) -> Metrics:
-    """Metrics of a checkpoint on a data set whose classes it was trained on."""
-    if tuple(dataset.classes) != checkpoint.classes:
+    """Metrics of a checkpoint on a data set that shares at least two of its classes."""
+    if len(set(dataset.classes) & set(checkpoint.classes)) < 2:
         raise DatasetError("err_eval_classes", data=", ".join(dataset.classes), ckpt=", ".join(checkpoint.classes))
     device = device or best_device()
-    metrics, _ = evaluate_model(checkpoint.build().to(device), checkpoint.meta["arch"], dataset, device)
-    return metrics
+    probabilities, _ = predict(checkpoint.build().to(device), checkpoint.meta["arch"], dataset, device,
+                               with_loss=False)
+    predicted = shared_class_predictions(probabilities, checkpoint.classes, tuple(dataset.classes))
+    return compute_metrics(dataset.y, predicted, dataset.classes)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,6 +49,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data", required=True, help="fer2013-style .npz, or a zip/folder of class folders")
     parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--labels", choices=LABEL_SOURCES,
+                        help="for an .npz: FER2013's labels or FER+ majority votes (default: what the model was trained on)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -45,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = load_checkpoint(args.checkpoint)
         config = checkpoint.meta.get("config", {})
         splits = load_data(args.data, checkpoint.meta["input_size"], checkpoint.meta["channels"],
-                           config.get("val_fraction", 0.2), config.get("seed", 0))
+                           config.get("val_fraction", 0.2), config.get("seed", 0),
+                           args.labels or config.get("labels", "fer2013"))
         dataset = getattr(splits, args.split)
         if dataset is None:
             raise DatasetError("err_eval_no_split", split=args.split)
@@ -54,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(metrics.to_dict() | {"split": args.split, "classes": list(checkpoint.classes),
+        print(json.dumps(metrics.to_dict() | {"split": args.split, "classes": list(dataset.classes),
                                               "images": len(dataset)}))
     else:
         print(f"{args.split}: accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f} ({len(dataset)} images)")

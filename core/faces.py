@@ -1,4 +1,4 @@
-"""Faces and their 68 landmarks (dlib), and the upright face frame that alignment and attention share."""
+"""Faces and their 68 landmarks (dlib), and the upright face frame of EAC-Net's attention geometry."""
 from __future__ import annotations
 
 import functools
@@ -20,7 +20,21 @@ import numpy as np
 FIRST_SIDE = 800
 RETRY_SIDE = 1000
 RETRY_FACE_SIDE = 120
+# When HOG finds no face (turned, dark or blurred faces are what it misses), dlib's CNN detector (MMOD)
+# searches a copy at most CNN_SIDE long: about a second on a 2-core CPU, so by default it runs only then,
+# or on every photo when asked for a thorough search. With dlib built for CUDA it is fast, so it searches
+# every photo at CNN_CUDA_SIDE, upsampled once, and adds the faces HOG missed. Below CNN_MIN_CONFIDENCE
+# its detections are left out.
+SEARCHES = ("hog", "auto", "thorough")
+CNN_SIDE = 512
+CNN_CUDA_SIDE = 1000
+CNN_MIN_CONFIDENCE = 0.3
+SAME_FACE_IOU = 0.3  # a CNN box overlapping a HOG box this much is the same face
+# The CNN finds no face under about 40 pixels, and dlib fails on thinner images (an 8x400 one crashes the
+# process), so such images are not given to it.
+CNN_MIN_SIDE = 40
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
+CNN_DETECTOR_FILE = "models/mmod_human_face_detector.dat"
 # A face crop reaches a quarter of the box side past each edge of the box, like get_face.one_big_face in
 # the EAC-Net code: brows, chin and the attention centres beyond them stay inside.
 FACE_MARGIN = 0.25
@@ -36,26 +50,33 @@ _detector_lock = threading.Lock()  # dlib's object_detector is not safe to call 
 class Face:
     box: tuple[float, float, float, float]  # left, top, width, height in image pixels; may reach past the edge
     landmarks: np.ndarray  # (68, 2) float x, y in image pixels, dlib's order
-    score: float  # the HOG detector's confidence (0 is its threshold)
+    score: float  # the detector's confidence (0 is HOG's threshold, CNN_MIN_CONFIDENCE the CNN's)
+    detector: str = "hog"  # "hog" or "cnn"
 
     @property
     def area(self) -> float:
         return self.box[2] * self.box[3]
 
 
-def predictor_path() -> Path:
-    """The 68-landmark model shipped by `face-recognition-models`, found without importing that package
+def model_path(name: str = PREDICTOR_FILE) -> Path:
+    """A model file shipped by `face-recognition-models`, found without importing that package
     (its `__init__` needs `pkg_resources`)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("face-recognition-models is not installed; pip install -r requirements.txt")
-    return Path(next(iter(spec.submodule_search_locations))) / PREDICTOR_FILE
+    return Path(next(iter(spec.submodule_search_locations))) / name
 
 
 @functools.lru_cache(maxsize=1)
 def load_models() -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
     """dlib's HOG frontal face detector and the 68-point shape predictor, loaded once per process."""
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path()))
+
+
+@functools.lru_cache(maxsize=1)
+def load_cnn_detector() -> dlib.cnn_face_detection_model_v1:
+    """dlib's CNN face detector (MMOD), loaded once per process, on first need."""
+    return dlib.cnn_face_detection_model_v1(str(model_path(CNN_DETECTOR_FILE)))
 
 
 def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
@@ -73,23 +94,65 @@ def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int,
     return boxes, list(scores)
 
 
-def detect_faces(rgb: np.ndarray) -> list[Face]:
-    """Every frontal face with its 68 landmarks, largest first; an empty list when there is none."""
+def _cnn_search(rgb: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
+    """The CNN detector on `rgb` shrunk to at most `side`: boxes in `rgb`'s pixels, and confidences."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    small = rgb if scale == 1 else cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                                              interpolation=cv2.INTER_AREA)
+    if min(small.shape[:2]) < CNN_MIN_SIDE:
+        return [], []
+    with _detector_lock:
+        found = load_cnn_detector()(np.ascontiguousarray(small), upsample)
+    found = [d for d in found if d.confidence >= CNN_MIN_CONFIDENCE]
+    boxes = [(round(d.rect.left() / scale), round(d.rect.top() / scale),
+              round((d.rect.right() + 1) / scale) - 1, round((d.rect.bottom() + 1) / scale) - 1) for d in found]
+    return boxes, [float(d.confidence) for d in found]
+
+
+def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+    areas = [(box[2] - box[0] + 1) * (box[3] - box[1] + 1) for box in (a, b)]
+    return width * height / (sum(areas) - width * height)
+
+
+def find_boxes(rgb: np.ndarray, search: str = "auto") -> list[tuple[tuple[int, int, int, int], float, str]]:
+    """Face boxes (left, top, right, bottom) with their confidences and detectors. HOG always; then
+    the CNN adds the faces HOG missed: in "auto" where HOG found nothing (on every photo when dlib uses
+    CUDA), in "thorough" on every photo; "hog" is HOG alone."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, not {search!r}")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     boxes, scores = _search(gray, FIRST_SIDE, 0)
     first_scale = min(1.0, FIRST_SIDE / max(gray.shape))
     if min((right - left + 1 for left, _, right, _ in boxes), default=0) * first_scale < RETRY_FACE_SIDE:
         boxes, scores = _search(gray, RETRY_SIDE, 1)
+    found = [(box, score, "hog") for box, score in zip(boxes, scores)]
+    cuda = bool(dlib.DLIB_USE_CUDA)
+    if search == "hog" or (search == "auto" and found and not cuda):
+        return found
+    cnn_boxes, cnn_scores = _cnn_search(rgb, CNN_CUDA_SIDE, 1) if cuda else _cnn_search(rgb, CNN_SIDE, 0)
+    return found + [(box, score, "cnn") for box, score in zip(cnn_boxes, cnn_scores)
+                    if all(overlap(box, other) < SAME_FACE_IOU for other in boxes)]
+
+
+def detect_faces(rgb: np.ndarray, search: str = "auto") -> list[Face]:
+    """Every face with its 68 landmarks, largest first; an empty list when there is none. `search`
+    says when the CNN detector looks too (`find_boxes`)."""
     # The landmarks are fitted on the full-resolution photo: about a millisecond more than on the shrunk
     # copy, and a few pixels more precise on a large photo (bench/bench_faces.py).
     full = np.ascontiguousarray(rgb)
     predictor = load_models()[1]
     faces = []
-    for (left, top, right, bottom), score in zip(boxes, scores):
+    for (left, top, right, bottom), score, detector in find_boxes(rgb, search):
         shape = predictor(full, dlib.rectangle(left, top, right, bottom))
         landmarks = np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64)
         landmarks.setflags(write=False)
-        faces.append(Face((left, top, right - left + 1, bottom - top + 1), landmarks, float(score)))
+        faces.append(Face((left, top, right - left + 1, bottom - top + 1), landmarks, score, detector))
     return sorted(faces, key=lambda face: (-face.area, -face.score))
 
 
@@ -129,10 +192,3 @@ def transform_face(face: Face, matrix: np.ndarray) -> Face:
     landmarks.setflags(write=False)
     box = (centre[0] - (new_width - 1) / 2, centre[1] - (new_height - 1) / 2, new_width, new_height)
     return Face(box, landmarks, face.score)
-
-
-def align_face(rgb: np.ndarray, face: Face, size: int = 224, margin: float = FACE_MARGIN) -> np.ndarray:
-    """An upright size x size crop with the eyes level and the box plus `margin` of it on each side filling it."""
-    matrix = face_frame(face.landmarks, face.box, size, margin)
-    # Edge pixels are repeated rather than filled with black, whose sharp border a CNN would respond to.
-    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

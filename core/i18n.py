@@ -75,6 +75,10 @@ CATALOG: dict[str, tuple[str, str]] = {
                          "在 {path} 找不到数据集。请把数据文件夹设为 fer2013.npz 或类别文件夹所在的位置。"),
     "err_data_bad_npz": ("{path} is not a FER2013-style .npz: it needs x_train, y_train, x_val, y_val (uint8 images and labels) and classes.",
                          "{path} 不是 FER2013 格式的 .npz：需要 x_train、y_train、x_val、y_val（uint8 图像和标签）以及 classes。"),
+    "err_data_labels": ("Unknown label source \"{labels}\"; use one of: {known}.",
+                        "未知的标签来源 \"{labels}\"；请使用以下之一：{known}。"),
+    "err_data_labels_npz": ("\"{labels}\" labels exist only for FER2013 (an .npz with ferplus.npz beside it); a zip or folder is labelled by its class folders.",
+                            "\"{labels}\" 标签只适用于 FER2013（旁边放有 ferplus.npz 的 .npz）；zip 或文件夹的标签来自其类别文件夹。"),
     "err_data_too_small": ("Class \"{name}\" has {count} image(s); each class needs at least {minimum} to split off a validation set.",
                            "类别 \"{name}\" 只有 {count} 张图像；每个类别至少需要 {minimum} 张才能划分出验证集。"),
     # ---- attention page
@@ -90,12 +94,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "att_rules_title": ("How the AU centres are placed", "AU 中心是如何确定的"),
     "att_rules_body": (
         "Each row of the table gives two centres, one per landmark. The **scale** is the distance between the inner "
-        "eye corners (landmarks 39 and 42). Distances are measured in a 100×100 face frame: the face crop the "
-        "network sees (the detector's box plus a quarter of its side all round), turned so that the eyes are "
-        "level. So \"above\" means toward the top of the face even when the head is tilted. A centre near the "
+        "eye corners (landmarks 39 and 42). Distances are measured in a 100×100 face frame: the paper's face crop "
+        "(the detector's box plus a quarter of its side all round), turned so that the eyes are level. So \"above\" means toward the top of the face even when the head is tilted. A centre near the "
         "edge of the photo keeps the part of its map that falls inside.",
         "表中每一行给出两个中心，每个关键点一个。**尺度**是两个内眼角（关键点 39 和 42）之间的距离。距离在 100×100 的人脸坐标系中测量："
-        "也就是网络看到的人脸裁剪（检测框四周各再加上边长的四分之一），并旋转到双眼水平。因此即使头部倾斜，“上方”也指朝向脸的顶部。"
+        "也就是论文中的人脸裁剪（检测框四周各再加上边长的四分之一），并旋转到双眼水平。因此即使头部倾斜，“上方”也指朝向脸的顶部。"
         "靠近照片边缘的中心仍保留落在照片内的那部分注意力图。"),
     "att_col_row": ("Row", "行"),
     "att_col_rule": ("Rule", "规则"),
@@ -132,7 +135,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "att_no_face_caption": ("The photo, with no face found", "照片（未找到人脸）"),
     "att_found": ("{count} faces found, numbered from the largest.", "找到 {count} 张人脸，按从大到小编号。"),
     "att_face_pick": ("Face", "人脸"),
-    "att_face_n": ("Face {n}: {width}×{height} px, detector score {score:.2f}", "人脸 {n}：{width}×{height} 像素，检测得分 {score:.2f}"),
+    "att_face_n": ("Face {n}: {width}×{height} px, found by {detector}, score {score:.2f}",
+                   "人脸 {n}：{width}×{height} 像素，由{detector}找到，得分 {score:.2f}"),
+    "att_detector_hog": ("HOG", " HOG "),
+    "att_detector_cnn": ("the CNN detector", " CNN 检测器"),
     "att_aus": ("Action units to show", "要显示的动作单元（AU）"),
     "att_only_smile": ("Only AU12", "只看 AU12"),
     "att_only_smile_help": ("Where does the network look for a smile? AU12, the lip corner puller.",
@@ -160,11 +166,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "att_download_npy": ("Download map (.npy)", "下载注意力图（.npy）"),
     "att_download_json": ("Download centres (JSON)", "下载 AU 中心（JSON）"),
     "att_enet_title": ("Enhancing a CNN's features (E-Net)", "用注意力增强 CNN 的特征（E-Net）"),
-    "att_enet_intro": ("The face is aligned to the network's input and its attention map is max-pooled to "
+    "att_enet_intro": ("The face is framed as the network's training faces were (its landmarks are mapped onto the face template, eyes level) and its attention map is max-pooled to "
                        "the size of a layer group's feature maps (for a 224×224 VGG: 56×56 for conv3, 28×28 for conv4). E-Net adds the "
                        "group's first feature maps, weighted by the map, to its last ones, like a residual "
                        "connection: features inside the attention regions grow, the rest stay as they were.",
-                       "人脸被对齐到网络的输入，其注意力图经最大池化缩小到某个卷积层组特征图的大小（对 224×224 的 VGG：conv3 为 56×56，conv4 为 28×28）。"
+                       "人脸按网络训练图像的方式取景（关键点对齐到人脸模板，双眼水平），其注意力图经最大池化缩小到某个卷积层组特征图的大小（对 224×224 的 VGG：conv3 为 56×56，conv4 为 28×28）。"
                        "E-Net 把该层组第一层的特征图按注意力图加权后，加到最后一层的特征图上，类似残差连接："
                        "注意力区域内的特征被增强，其余部分保持不变。"),
     "att_enet_random": ("This network is torchvision's VGG16 with random weights: no trained expression model is "
@@ -172,14 +178,14 @@ CATALOG: dict[str, tuple[str, str]] = {
                         "map reweights them.",
                         "这里的网络是 torchvision 的 VGG16，使用随机权重：目前还没有附带训练好的表情模型。"
                         "它的特征本身没有特别含义，值得观察的是注意力图如何对它们重新加权。"),
-    "att_enet_bundled": ("This is the bundled expression model (FER2013, 48×48 grey input), so its conv3 and conv4 "
+    "att_enet_bundled": ("This is the bundled expression model (FER2013 images with FER+ labels, 48×48 grey input), so its conv3 and conv4 "
                          "maps are 12×12 and 6×6: coarse, but these are the features it really uses.",
-                         "这里使用的是内置表情模型（FER2013，48×48 灰度输入），因此其 conv3 和 conv4 特征图为 12×12 和 6×6："
+                         "这里使用的是内置表情模型（FER2013 图像、FER+ 标签，48×48 灰度输入），因此其 conv3 和 conv4 特征图为 12×12 和 6×6："
                          "虽然粗糙，但这正是它实际使用的特征。"),
     "att_enet_group": ("Layer group", "卷积层组"),
     "att_enet_running": ("Running the network…", "正在运行网络…"),
     "att_enet_channel": ("Feature channel", "特征通道"),
-    "att_enet_input": ("Aligned face, 224×224, with its attention map", "对齐后的人脸（224×224）及其注意力图"),
+    "att_enet_input": ("Framed face, 224×224, with its attention map", "取景后的人脸（224×224）及其注意力图"),
     "att_enet_before": ("Before: {layer}, channel {channel}", "增强前：{layer}，通道 {channel}"),
     "att_enet_attention": ("Attention A{size} ({size}×{size})", "注意力图 A{size}（{size}×{size}）"),
     "att_enet_after": ("After: conv{group}_all, channel {channel}", "增强后：conv{group}_all，通道 {channel}"),
@@ -451,6 +457,8 @@ CATALOG: dict[str, tuple[str, str]] = {
                          "fer2013.npz 所在的文件夹。服务器默认值来自环境变量 {variable}。"),
     "ft_source": ("Data set", "数据集"),
     "ft_source_fer2013": ("FER2013 (7 expressions, 48×48 grey)", "FER2013（7 种表情，48×48 灰度）"),
+    "ft_source_ferplus": ("FER2013 with FER+ votes (8 expressions, cleaner labels)",
+                          "FER2013 + FER+ 投票（8 种表情，标签更干净）"),
     "ft_source_zip": ("My zip of class folders", "我的类别文件夹 zip"),
     "ft_fer_missing": ("{file} was not found in the data folder. Set the folder above (or the {variable} variable on the server), or upload your own zip.",
                        "在数据文件夹中找不到 {file}。请在上方设置文件夹（或在服务器上设置 {variable} 变量），或上传自己的 zip。"),
@@ -485,8 +493,8 @@ CATALOG: dict[str, tuple[str, str]] = {
                      "检查点：{arch}，类别 {classes}。如果你的类别不同，输出层会被替换。"),
     "ft_arch_from_checkpoint": ("The network comes from the checkpoint: {arch}.", "网络结构取自检查点：{arch}。"),
     "ft_course_recipe": ("Course recipe", "课程方案"),
-    "ft_course_recipe_help": ("VGG16 with conv1–conv4 frozen, conv5 trained, fc7 of 2048 units and a new 7-way fc8.",
-                              "VGG16：冻结 conv1–conv4，训练 conv5，fc7 改为 2048 个单元，并新建 7 类的 fc8。"),
+    "ft_course_recipe_help": ("VGG16 with conv1–conv4 frozen, conv5 trained, fc7 of 2048 units and a new fc8 with one output per class.",
+                              "VGG16：冻结 conv1–conv4，训练 conv5，fc7 改为 2048 个单元，并新建每个类别一个输出的 fc8。"),
     "ft_freeze": ("Frozen layer groups", "冻结的层组"),
     "ft_freeze_help": ("Frozen layers keep their weights and batch-norm statistics; only the others learn.",
                        "冻结的层保持权重和批归一化统计量不变；只有其他层参与学习。"),
@@ -571,10 +579,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "ft_used_for_prediction": ("The prediction page now uses this model.", "表情预测页面现在使用此模型。"),
     # ---- prediction page
     "pred_title": ("Expression prediction", "表情预测"),
-    "pred_intro": ("Upload photos (several at once), take one with the camera, or use the sample. Every face gets a box and its scores for the 7 expressions, as charts and in the JSON shape of Microsoft's Emotion API. The API also has \"contempt\"; FER2013 has no such class, so the bundled model returns 7.",
-                   "上传照片（可一次多张）、用摄像头拍照，或使用示例照片。每张人脸都会得到一个框和 7 种表情的得分，以图表和 Microsoft Emotion API 的 JSON 格式显示。该 API 还有“轻蔑”；FER2013 没有这一类，因此内置模型返回 7 类。"),
+    "pred_intro": ("Upload photos (several at once), take one with the camera, or use the sample. Every face gets a box and its scores for every expression the model knows, as charts and in the JSON shape of Microsoft's Emotion API. The bundled model was trained on FER+ votes and gives all 8 of the API's expressions, contempt included; a 7-class FER2013 model gives 7.",
+                   "上传照片（可一次多张）、用摄像头拍照，或使用示例照片。每张人脸都会得到一个框和模型所知每种表情的得分，以图表和 Microsoft Emotion API 的 JSON 格式显示。内置模型用 FER+ 投票训练，给出该 API 的全部 8 种表情（包括“轻蔑”）；7 类的 FER2013 模型给出 7 种。"),
     "pred_model": ("Model", "模型"),
-    "pred_model_bundled": ("bundled (FER2013)", "内置（FER2013）"),
+    "pred_model_bundled": ("bundled (FER+, 8 expressions)", "内置（FER+，8 种表情）"),
     "pred_model_session": ("my model from the fine-tuning page", "我在微调页面训练的模型"),
     "pred_model_upload": ("upload a checkpoint", "上传检查点"),
     "pred_no_bundled": ("The bundled model is not installed with this copy of the app; train one on the fine-tuning page or upload a checkpoint.",
@@ -582,6 +590,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "pred_tta": ("Test-time augmentation", "测试时增强"),
     "pred_tta_help": ("Average the scores over the lecture's ten local crops (four corners and the centre, each also mirrored): a little slower, usually a little more accurate.",
                       "对课程中的十个局部裁剪（四个角和中心，以及它们的镜像）的得分取平均：稍慢，但通常更准确一些。"),
+    "pred_thorough": ("Search harder for faces", "更仔细地寻找人脸"),
+    "pred_thorough_help": ("Also run dlib's CNN face detector on every photo, which finds more turned, dark and blurred faces. On a server without a GPU it adds about a second a photo. Without this, the CNN detector only looks at photos where the fast detector found no face.",
+                           "对每张照片都运行 dlib 的 CNN 人脸检测器，它能找到更多侧转、偏暗和模糊的人脸。在没有 GPU 的服务器上，每张照片约多花一秒。不开启时，只有快速检测器没找到人脸的照片才会交给 CNN 检测器。"),
     "pred_upload": ("Photos (JPEG, PNG, WebP, BMP or TIFF; several at once)", "照片（JPEG、PNG、WebP、BMP 或 TIFF；可多选）"),
     "pred_too_many": ("At most {limit} photos at a time; the first {limit} are shown.", "一次最多 {limit} 张照片；只显示前 {limit} 张。"),
     "pred_running": ("Finding faces and scoring expressions…", "正在检测人脸并计算表情得分…"),

@@ -3,8 +3,8 @@
     python -m core.predict photo.jpg [more.jpg ...] [--checkpoint model.pt] [--tta]
 
 For one image it prints `[{"faceRectangle": {...}, "scores": {...}}, ...]`; for several, an object
-from file name to such a list. The Emotion API also has "contempt"; FER2013 has no such class, so
-the bundled model returns the 7 FER2013 expressions.
+from file name to such a list. The scores' keys are the model's classes: the bundled model, trained on
+FER+ votes, gives all 8 of the Emotion API (contempt included); a 7-class FER2013 model gives 7.
 """
 from __future__ import annotations
 
@@ -26,14 +26,12 @@ from core.augment import ten_crops
 from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.errors import UserError
 from core.attention import attention_map
-from core.faces import Face, align_face, detect_faces, face_frame, transform_face
+from core.faces import SEARCHES, Face, detect_faces, transform_face
+from core.framing import frame_face
 from core.gradcam import grad_cam
 from core.images import decode_image
 from core.presets import to_network_input
 
-# FER2013's 48x48 crops are about as tight as dlib's box: the box plus this fraction of it on each
-# side matches that framing best (measured from -10 % to 30 %: see bench/bench_predict.py).
-FER_MARGIN = 0.0
 # The crop is made this much larger than the network's input, so that the lecture's local crops
 # (test-time augmentation) stay on the face; without TTA the centre is used.
 CROP_PAD = 1.1
@@ -73,14 +71,13 @@ class Explanation:
 class Predictor:
     """A checkpoint's network on the CPU, ready to classify aligned face crops."""
 
-    def __init__(self, checkpoint: Checkpoint, margin: float = FER_MARGIN) -> None:
+    def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.model = checkpoint.build()
         self.arch = checkpoint.meta["arch"]
         self.classes = checkpoint.classes
         self.input_size = int(checkpoint.meta["input_size"])
         self.channels = int(checkpoint.meta["channels"])
-        self.margin = margin
         # One predictor serves every visitor of the app; Grad-CAM hooks a layer, so calls take turns.
         self._lock = threading.Lock()
 
@@ -90,9 +87,9 @@ class Predictor:
         return cls(load_checkpoint(BUNDLED_CHECKPOINT if path is None else path))
 
     def face_crop(self, rgb: np.ndarray, face: Face) -> np.ndarray:
-        """The aligned face, a little larger than the network's input, as (H, W) grey or (H, W, 3) RGB."""
-        side = int(round(self.input_size * CROP_PAD))
-        crop = align_face(rgb, face, side, self.margin * CROP_PAD + (CROP_PAD - 1) / 2)
+        """The face framed by the face template (`core.framing`), a little larger than the network's
+        input, as (H, W) grey or (H, W, 3) RGB."""
+        crop, _ = frame_face(rgb, face.landmarks, self.input_size, CROP_PAD)
         return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if self.channels == 1 else crop
 
     def views(self, crop: np.ndarray, tta: bool) -> np.ndarray:
@@ -113,9 +110,10 @@ class Predictor:
         probabilities = F.softmax(logits.float(), dim=1).reshape(len(crops), -1, len(self.classes)).mean(dim=1)
         return probabilities.numpy().astype(np.float64)
 
-    def predict_many(self, images: list[np.ndarray], tta: bool = False) -> list[list[FaceScores]]:
-        """Every face of every image, classified in one batch; faces sorted by size."""
-        faces = [detect_faces(rgb) for rgb in images]
+    def predict_many(self, images: list[np.ndarray], tta: bool = False, search: str = "auto") -> list[list[FaceScores]]:
+        """Every face of every image, classified in one batch; faces sorted by size. `search` is
+        `core.faces.detect_faces`'s: "thorough" runs the slower CNN detector on every photo."""
+        faces = [detect_faces(rgb, search) for rgb in images]
         crops = [self.face_crop(rgb, face) for rgb, found in zip(images, faces) for face in found]
         probabilities = iter(self.probabilities(crops, tta))
         results = []
@@ -124,18 +122,17 @@ class Predictor:
                             for face in found])
         return results
 
-    def predict(self, rgb: np.ndarray, tta: bool = False) -> list[dict]:
+    def predict(self, rgb: np.ndarray, tta: bool = False, search: str = "auto") -> list[dict]:
         """The Emotion API's list for one image; empty when there is no face."""
-        return [face.to_api() for face in self.predict_many([rgb], tta)[0]]
+        return [face.to_api() for face in self.predict_many([rgb], tta, search)[0]]
 
     def explain(self, rgb: np.ndarray, face: Face, class_index: int, size: int = 192) -> Explanation:
         """Grad-CAM for `class_index` beside the face's EAC-Net attention map, on the crop the network sees."""
         view = torch.from_numpy(self.views(self.face_crop(rgb, face), tta=False)).float()
         with self._lock:
             cam = grad_cam(self.model, self.arch, to_network_input(view, self.arch), class_index)
-        margin = self.margin
-        crop = align_face(rgb, face, size, margin)
-        in_crop = transform_face(face, face_frame(face.landmarks, face.box, size, margin))
+        crop, matrix = frame_face(rgb, face.landmarks, size)
+        in_crop = transform_face(face, matrix)
         attention = attention_map(in_crop.landmarks, in_crop.box, crop.shape[:2])
         return Explanation(crop, cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1), attention)
 
@@ -203,6 +200,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--checkpoint", help="one of our checkpoints (default: the bundled model)")
     parser.add_argument("--tta", action="store_true", help="average a flip and the ten local crops")
+    parser.add_argument("--search", default="auto", choices=SEARCHES,
+                        help="hog: HOG alone; auto: the CNN detector too where HOG finds no face; "
+                             "thorough: the CNN detector on every photo (slower on a CPU)")
     return parser
 
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = [[face.to_api() for face in faces] for faces in predictor.predict_many(images, args.tta)]
+    results = [[face.to_api() for face in faces] for faces in predictor.predict_many(images, args.tta, args.search)]
     output = results[0] if len(images) == 1 else {str(path): result for path, result in zip(args.images, results)}
     print(json.dumps(output, indent=2))
     return 0

@@ -28,7 +28,7 @@ from torch import nn
 from core import augment as aug
 from core.batch_augment import augment_batch
 from core.checkpoint import Checkpoint, load_checkpoint, make_meta, save_checkpoint
-from core.data import Dataset, Splits, class_weights, load_data, sample_weights
+from core.data import LABEL_SOURCES, Dataset, Splits, class_weights, load_data, sample_weights
 from core.device import best_device
 from core.errors import TrainingError, UserError
 from core.metrics import Metrics, compute_metrics
@@ -44,6 +44,7 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 @dataclass
 class TrainConfig:
     data: str = ""
+    labels: str = "fer2013"  # for an .npz: its own labels, or "ferplus" votes as soft targets
     arch: str = "face_vgg"
     arch_args: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
@@ -146,7 +147,7 @@ def prepare_model(config: TrainConfig, classes: tuple[str, ...],
         model = checkpoint.build()
         if tuple(checkpoint.classes) != tuple(classes):
             head = layer_groups(arch, model)["head"]
-            _replace_head(model, head, nn.Linear(head.in_features, len(classes)))
+            _replace_head(model, head, transferred_head(head, checkpoint.classes, classes))
         return model, arch, arch_args
     check_arch_args(config.arch, config.arch_args, len(classes))
     arch_args = ARCHITECTURES[config.arch].defaults | config.arch_args
@@ -157,6 +158,18 @@ def prepare_model(config: TrainConfig, classes: tuple[str, ...],
         except PretrainedUnavailable as missing:
             raise TrainingError("err_pretrained_missing", arch=config.arch, path=str(missing)) from None
     return model, config.arch, arch_args
+
+
+@torch.no_grad()
+def transferred_head(old: nn.Linear, old_classes: tuple[str, ...], classes: tuple[str, ...]) -> nn.Linear:
+    """A new class layer for `classes` that keeps the old layer's weights of every class both share
+    (7 FER2013 expressions → 8 FER+ ones keeps seven rows); the other rows start fresh."""
+    new = nn.Linear(old.in_features, len(classes))
+    for row, name in enumerate(classes):
+        if name in old_classes:
+            new.weight[row] = old.weight[old_classes.index(name)]
+            new.bias[row] = old.bias[old_classes.index(name)]
+    return new
 
 
 def _replace_head(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
@@ -218,17 +231,19 @@ def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_p
 
 @torch.no_grad()
 def predict(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
-            stop: threading.Event | None = None) -> tuple[np.ndarray, float]:
-    """Class probabilities for every image, and the mean cross-entropy loss."""
+            stop: threading.Event | None = None, with_loss: bool = True) -> tuple[np.ndarray, float]:
+    """Class probabilities for every image, and the mean cross-entropy loss (0 without `with_loss`,
+    for data labelled with other classes than the model's)."""
     model.eval()
     probabilities, total_loss = [], 0.0
     for start in range(0, len(dataset), batch_size):
         if stop is not None and stop.is_set():
             break
         x = torch.from_numpy(dataset.x[start:start + batch_size]).to(device).float()
-        y = torch.from_numpy(dataset.y[start:start + batch_size]).to(device)
         logits = model(to_network_input(x, arch)).float()
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        if with_loss:
+            y = torch.from_numpy(dataset.y[start:start + batch_size]).to(device)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         probabilities.append(logits.softmax(dim=1).cpu().numpy())
     if not probabilities:
         return np.zeros((0, len(dataset.classes))), 0.0
@@ -398,12 +413,14 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
                 break
             x = torch.from_numpy(splits.train.x[batch]).to(device, non_blocking=True)
             y = torch.from_numpy(splits.train.y[batch]).to(device, non_blocking=True)
+            target = y if splits.train.targets is None else torch.from_numpy(splits.train.targets[batch]).to(device)
             x = to_network_input(augment_batch(x, spec, rng) if spec.ops else x.float(), arch)
             if device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = network(x)
-                loss = F.cross_entropy(logits.float(), y, weight=loss_weights, label_smoothing=config.label_smoothing)
+                loss = F.cross_entropy(logits.float(), target, weight=loss_weights,
+                                       label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -483,6 +500,8 @@ def _parse_multipliers(text: str) -> dict[str, float]:
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train or fine-tune an expression classifier.")
     parser.add_argument("--data", required=True, help="fer2013-style .npz, or a zip/folder of class folders")
+    parser.add_argument("--labels", default="fer2013", choices=LABEL_SOURCES,
+                        help="for an .npz: FER2013's own labels, or FER+ votes (ferplus.npz beside it)")
     parser.add_argument("--arch", default="face_vgg", choices=sorted(ARCHITECTURES))
     parser.add_argument("--arch-args", default="{}", help='JSON, e.g. \'{"width": 48}\'')
     parser.add_argument("--epochs", type=int, default=30)
@@ -523,7 +542,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise TrainingError("err_arch_args_json", text=args.arch_args)
     check_arch_args(args.arch, arch_args)
     return TrainConfig(
-        data=args.data, arch=args.arch, arch_args=arch_args, epochs=args.epochs,
+        data=args.data, labels=args.labels, arch=args.arch, arch_args=arch_args, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
         weight_decay=args.weight_decay, schedule=args.schedule,
         freeze=tuple(name for name in args.freeze.split(",") if name), lr_multipliers=_parse_multipliers(args.lr_mult),
@@ -538,7 +557,8 @@ def data_for(config: TrainConfig) -> Splits:
     if config.init_checkpoint:
         arch = load_checkpoint(config.init_checkpoint).meta["arch"]
     architecture = ARCHITECTURES[arch]
-    return load_data(config.data, architecture.input_size, architecture.channels, config.val_fraction, config.seed)
+    return load_data(config.data, architecture.input_size, architecture.channels, config.val_fraction, config.seed,
+                     config.labels)
 
 
 def main(argv: list[str] | None = None) -> int:

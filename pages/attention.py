@@ -70,7 +70,8 @@ def pick_face(image: np.ndarray, faces: list[Face]) -> Face:
     st.caption(tr("att_found", count=len(faces)))
     chosen = st.selectbox(tr("att_face_pick"), range(len(faces)), key=choice_key("att_face", 0), persist_state="page",
                           format_func=lambda i: tr("att_face_n", n=i + 1, width=round(faces[i].box[2]),
-                                                   height=round(faces[i].box[3]), score=faces[i].score))
+                                                   height=round(faces[i].box[3]), score=faces[i].score,
+                                                   detector=tr(f"att_detector_{faces[i].detector}")))
     figure = photo_figure(image, height=420)
     for index, face in enumerate(faces):
         colour = CHOSEN_COLOUR if index == chosen else BOX_COLOUR

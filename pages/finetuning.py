@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.classes import display_name
-from core.data import DATA_DIR_VARIABLE, FER2013_FILE, Splits, load_class_folders, load_npz, subsample
+from core.data import DATA_DIR_VARIABLE, FER2013_FILE, LABEL_SOURCES, Splits, load_class_folders, load_npz, subsample
 from core.device import best_device
 from core.errors import UserError
 from core.jobs import Job, server_runner
@@ -25,8 +25,8 @@ st.markdown(tr("ft_intro"))
 
 
 @st.cache_resource(show_spinner=False)
-def _fer2013(path: str) -> Splits:
-    return load_npz(path)
+def _fer2013(path: str, labels: str) -> Splits:
+    return load_npz(path, labels)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -57,7 +57,7 @@ st.header(tr("ft_data"))
 default_dir = os.environ.get(DATA_DIR_VARIABLE, "")
 data_folder = st.text_input(tr("ft_data_dir", variable=DATA_DIR_VARIABLE), value=default_dir, key="ft_data_dir",
                             help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE))
-source = st.radio(tr("ft_source"), ["fer2013", "zip"], horizontal=True, key="ft_source",
+source = st.radio(tr("ft_source"), [*LABEL_SOURCES, "zip"], horizontal=True, key="ft_source",
                   format_func=lambda s: tr(f"ft_source_{s}"))
 
 left, right = st.columns([2, 1])
@@ -67,12 +67,12 @@ seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed")
 
 splits: Splits | None = None
 try:
-    if source == "fer2013":
+    if source in LABEL_SOURCES:
         path = Path(data_folder).expanduser() / FER2013_FILE if data_folder else None
         if path is None or not path.exists():
             left.warning(tr("ft_fer_missing", file=FER2013_FILE, variable=DATA_DIR_VARIABLE))
         else:
-            splits = _fer2013(str(path))
+            splits = _fer2013(str(path), source)
     else:
         upload = left.file_uploader(tr("dataset_upload"), type=["zip"], key="ft_zip")
         if upload is not None:
@@ -183,7 +183,7 @@ job: Job | None = st.session_state.get("ft_job")
 if "ft_out_dir" not in st.session_state:
     st.session_state["ft_out_dir"] = tempfile.mkdtemp(prefix="facelab-")
 config = TrainConfig(
-    data=splits.source, arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
+    data=splits.source, labels=source if source in LABEL_SOURCES else "fer2013", arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
     init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`

@@ -1,4 +1,4 @@
-"""Expression prediction: every face's box and 7-class scores, drawn, charted and as Emotion API JSON."""
+"""Expression prediction: every face's box and class scores, drawn, charted and as Emotion API JSON."""
 from __future__ import annotations
 
 import json
@@ -33,8 +33,9 @@ def _predictor(source: str, data: bytes | None = None) -> Predictor:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _predict(_predictor: Predictor, images: list[np.ndarray], tta: bool, model_id: int = 0) -> list[list[FaceScores]]:
-    return _predictor.predict_many(images, tta)
+def _predict(_predictor: Predictor, images: list[np.ndarray], tta: bool, search: str,
+             model_id: int = 0) -> list[list[FaceScores]]:
+    return _predictor.predict_many(images, tta, search)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -135,12 +136,13 @@ def _scores_figure(face: FaceScores, number: int) -> go.Figure:
 
 predictor = _choose_model()
 tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
+search = "thorough" if st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help")) else "auto"
 images = _inputs()
 if predictor is None or not images:
     st.stop()
 
 with st.spinner(tr("pred_running")):
-    predictions = _predict(predictor, [rgb for _, rgb in images], tta, id(predictor))
+    predictions = _predict(predictor, [rgb for _, rgb in images], tta, search, id(predictor))
 results = list(zip([name for name, _ in images], predictions))
 
 if len(images) > 1:

@@ -123,7 +123,7 @@ def test_several_faces_get_a_picker_and_an_overview(monkeypatch):
     picker = at.selectbox(key="att_face_en")
     assert len(picker.options) == 2
     for number, option in enumerate(picker.options, start=1):
-        assert re.fullmatch(rf"Face {number}: \d+×\d+ px, detector score \d\.\d\d", option), option
+        assert re.fullmatch(rf"Face {number}: \d+×\d+ px, found by HOG, score \d\.\d\d", option), option
     assert any(caption.value == "2 faces found, numbered from the largest." for caption in at.caption)
     overview = charts(at)[0]
     assert len(overview["layout"]["shapes"]) == 2

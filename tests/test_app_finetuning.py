@@ -26,6 +26,18 @@ def _tiny_fer(folder, per_class: int = 20) -> None:
 
     (xt, yt), (xv, yv) = split(per_class), split(4)
     np.savez(folder / "fer2013.npz", x_train=xt, y_train=yt, x_val=xv, y_val=yv, classes=FER_CLASSES)
+    # FER+ votes: 9 for the file's own class, except contempt for every fourth image
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    own = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+
+    def votes(labels):
+        table = np.zeros((len(labels), 10), np.uint8)
+        for row, label in enumerate(labels):
+            name = "contempt" if row % 4 == 0 else own.get(FER_CLASSES[label], FER_CLASSES[label])
+            table[row, columns.index(name)] = 9
+        return table
+
+    np.savez(folder / "ferplus.npz", votes_train=votes(yt), votes_val=votes(yv), columns=np.array(columns))
 
 
 @pytest.fixture()
@@ -70,6 +82,19 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
     assert any("Best validation accuracy" in s.value for s in at.success)
     at.button(key="ft_use").click().run()
     assert at.session_state["prediction_checkpoint"] == job.progress.checkpoint
+
+
+def test_fer_plus_votes_train_an_8_class_model(page_factory):
+    at = page_factory()
+    at.radio(key="ft_source").set_value("ferplus").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.slider(key="ft_epochs").set_value(1).run()
+    at.button(key="ft_train_button").click().run()
+    _wait(at)
+    job = at.session_state["ft_job"]
+    assert job.progress.status == "finished", job.progress.error
+    assert "contempt" in job.progress.classes and len(job.progress.classes) == 8
+    assert job.config.labels == "ferplus"
 
 
 def test_second_start_sees_busy_message_then_stop(page_factory):

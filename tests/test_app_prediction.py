@@ -17,7 +17,7 @@ from tests.test_app import APP
 
 @pytest.fixture()
 def page(tmp_path) -> AppTest:
-    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("face_vgg", 7, width=8),
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("face_vgg", len(EXPRESSION_KEYS), width=8),
                                  make_meta("face_vgg", {"width": 8}, EXPRESSION_KEYS))
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[MODEL_FOR_PREDICTION] = str(checkpoint)

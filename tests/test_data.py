@@ -12,9 +12,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.classes import EXPRESSION_KEYS
-from core.data import (Dataset, class_weights, fer2013_path, load_class_folders, load_data, load_npz,
-                       sample_weights, stratified_split, to_input)
+from core.classes import EXPRESSION_KEYS, FER2013_KEYS
+from core.data import (FERPLUS_FILE, Dataset, class_weights, fer2013_path, ferplus_labels, load_class_folders,
+                       load_data, load_npz, sample_weights, stratified_split, to_input)
 from core.errors import DatasetError
 from core.images import encode_png
 
@@ -48,8 +48,8 @@ def test_npz_labels_are_remapped_to_our_class_order(tmp_path):
     path = tmp_path / "fer.npz"
     write_fer_npz(path)
     splits = load_npz(path)
-    assert splits.classes == EXPRESSION_KEYS == ("anger", "disgust", "fear", "happiness", "neutral", "sadness",
-                                                  "surprise")
+    assert splits.classes == FER2013_KEYS == ("anger", "disgust", "fear", "happiness", "neutral", "sadness",
+                                               "surprise")
     for dataset in (splits.train, splits.val, splits.test):
         assert dataset.x.dtype == np.uint8 and dataset.x.shape[1:] == (1, 48, 48)
         assert dataset.y.dtype == np.int64
@@ -71,9 +71,89 @@ def test_npz_without_test_split(tmp_path):
 
 def test_npz_class_names_in_our_order_map_to_themselves(tmp_path):
     path = tmp_path / "ours.npz"
-    write_fer_npz(path, classes=np.array(EXPRESSION_KEYS))
+    write_fer_npz(path, classes=np.array(FER2013_KEYS))
     splits = load_npz(path)
     np.testing.assert_array_equal(splits.train.y, splits.train.x[:, 0, 0, 0] // 30)
+
+
+FERPLUS_COLUMNS = np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+                            "unknown", "NF"])
+
+
+def test_ferplus_majority_rule_and_soft_targets():
+    """FER+ `src/ferplus.py` "majority": single votes are dropped, the label needs more than half of the
+    rest; unknown, not-a-face and rows without a label are left out."""
+    votes = np.array([
+        [0, 0, 0, 0, 0, 0, 0, 10, 0, 0],  # contempt
+        [6, 3, 0, 0, 0, 0, 0, 0, 1, 0],  # neutral; the single unknown vote is dropped
+        [4, 4, 0, 0, 0, 0, 0, 0, 2, 0],  # no majority: left out
+        [5, 1, 1, 1, 1, 1, 0, 0, 0, 0],  # neutral: the five single votes are outliers
+        [0, 0, 0, 0, 0, 0, 0, 0, 10, 0],  # unknown: left out
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face: left out
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # votes not known: left out
+        [0, 0, 3, 0, 7, 0, 0, 0, 0, 0],  # anger 0.7, surprise 0.3
+    ], dtype=np.uint8)
+    keep, y, targets = ferplus_labels(votes, list(FERPLUS_COLUMNS))
+    np.testing.assert_array_equal(keep, [0, 1, 3, 7])
+    assert [EXPRESSION_KEYS[label] for label in y] == ["contempt", "neutral", "neutral", "anger"]
+    assert targets.shape == (4, 8) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets.sum(axis=1), 1)
+    assert targets[1, EXPRESSION_KEYS.index("neutral")] == pytest.approx(6 / 9)
+    assert targets[2, EXPRESSION_KEYS.index("neutral")] == 1
+    assert targets[3, EXPRESSION_KEYS.index("surprise")] == pytest.approx(0.3)
+
+
+def write_ferplus_npz(path, fer_path) -> None:
+    """Votes for every row of the fake FER2013 file: its own label with 9 votes and one stray vote, except that every
+    third row is contempt and every fifth not a face."""
+    with np.load(fer_path) as fer:
+        arrays = {}
+        for split in ("train", "val", "test"):
+            votes = np.zeros((len(fer[f"y_{split}"]), 10), dtype=np.uint8)
+            for row, label in enumerate(fer[f"y_{split}"]):
+                ours = FER2013_KEYS[FILE_TO_OURS[int(label)]]
+                column = 7 if row % 3 == 0 else 9 if row % 5 == 0 else list(FERPLUS_COLUMNS).index(ours)
+                votes[row, column], votes[row, (column + 1) % 10] = 9, 1
+            arrays[f"votes_{split}"] = votes
+    np.savez_compressed(path, columns=FERPLUS_COLUMNS, **arrays)
+
+
+def test_npz_with_ferplus_votes(tmp_path):
+    path = tmp_path / "fer2013.npz"
+    write_fer_npz(path)
+    write_ferplus_npz(tmp_path / FERPLUS_FILE, path)
+    plain, voted = load_npz(path), load_data(path, 48, 1, labels="ferplus")
+    assert voted.classes == EXPRESSION_KEYS and "contempt" in voted.classes
+    assert voted.source.endswith(FERPLUS_FILE)
+    for split in ("train", "val", "test"):
+        before, after = getattr(plain, split), getattr(voted, split)
+        rows = np.array([row for row in range(len(before)) if row % 3 == 0 or row % 5 != 0])
+        assert len(after) == len(rows) and after.targets.shape == (len(rows), 8)
+        np.testing.assert_array_equal(after.x, before.x[rows])
+        names = [after.classes[label] for label in after.y]
+        expected = ["contempt" if row % 3 == 0 else before.classes[before.y[row]] for row in rows]
+        assert names == expected
+        np.testing.assert_allclose(after.targets.max(axis=1), 1)  # the single stray votes are dropped
+    kept = voted.train.subset(np.array([0, 2]))
+    np.testing.assert_array_equal(kept.targets, voted.train.targets[[0, 2]])
+
+
+def test_ferplus_needs_its_file_and_an_npz(tmp_path):
+    path = tmp_path / "fer2013.npz"
+    write_fer_npz(path)
+    with pytest.raises(DatasetError) as missing:
+        load_npz(path, "ferplus")
+    assert missing.value.key == "err_data_missing" and FERPLUS_FILE in str(missing.value)
+    np.savez_compressed(tmp_path / FERPLUS_FILE, columns=FERPLUS_COLUMNS, votes_train=np.zeros((3, 10), np.uint8))
+    with pytest.raises(DatasetError) as wrong:
+        load_npz(path, "ferplus")
+    assert wrong.value.key == "err_data_bad_npz"
+    with pytest.raises(DatasetError) as folder:
+        load_data(tmp_path, 48, 1, labels="ferplus")
+    assert folder.value.key == "err_data_labels_npz"
+    with pytest.raises(DatasetError) as unknown:
+        load_data(path, 48, 1, labels="votes")
+    assert unknown.value.key == "err_data_labels"
 
 
 def test_load_data_dispatches_npz(tmp_path):
@@ -275,3 +355,15 @@ def test_fer2013_published_counts():
     assert counts == {"anger": 3995, "disgust": 436, "fear": 4097, "happiness": 7215, "neutral": 4965,
                       "sadness": 4830, "surprise": 3171}
     assert dict(zip(splits.classes, splits.test.counts().tolist()))["disgust"] == 55
+
+
+def test_ferplus_published_counts():
+    """The majority-label counts of the shared data README, unknown and not-a-face left out."""
+    path = fer2013_path()
+    if path is None or not path.with_name(FERPLUS_FILE).exists():
+        pytest.skip("FER+ votes are not available: set FACELAB_DATA_DIR to the folder holding ferplus.npz")
+    splits = load_npz(path, "ferplus")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (25059, 3199, 3152)
+    counts = dict(zip(splits.classes, splits.test.counts().tolist()))
+    assert counts == {"anger": 273, "contempt": 16, "disgust": 18, "fear": 83, "happiness": 893, "neutral": 1089,
+                      "sadness": 384, "surprise": 396}

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from core.faces import (Face, align_face, detect_faces, eye_centres, face_frame, load_models, predictor_path,
-                        transform_face)
+from core.faces import Face, detect_faces, eye_centres, face_frame, load_models, model_path, transform_face
+from core.framing import FIT_POINTS, face_template, frame_face
 from core.images import decode_image, sample_photo
 
 # (file, faces found, faces annotated in dlib's training.xml/testing.xml). dlib's HOG finds every annotated
 # face in these photos; the group photos need the second, upsampled search (their faces are 37-53 px).
-# No false positive on the rocket or on the cat either.
+# No false positive on the rocket or on the cat either, from HOG or from the CNN detector.
 SHARED_PHOTOS = [
     ("2007_007763.jpg", 7, 7),
     ("2008_002470.jpg", 6, 6),
@@ -57,7 +57,7 @@ def assert_landmarks_in_box(face: Face, slack: float = 0.15) -> None:
 
 
 def test_models_load_once_from_the_package_file():
-    assert predictor_path().is_file() and predictor_path().name == "shape_predictor_68_face_landmarks.dat"
+    assert model_path().is_file() and model_path().name == "shape_predictor_68_face_landmarks.dat"
     assert load_models() is load_models()
 
 
@@ -73,10 +73,32 @@ def test_sample_photo_has_one_face_with_its_eyes_where_they_are(astronaut):
 
 
 @pytest.mark.parametrize("image", [np.zeros((240, 320, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8),
-                                   np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)],
-                         ids=["black", "one pixel", "noise"])
+                                   np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8),
+                                   np.zeros((400, 8, 3), np.uint8), np.zeros((8, 4000, 3), np.uint8)],
+                         ids=["black", "one pixel", "noise", "thin", "a line"])
 def test_no_face_is_an_empty_list(image):
+    """Also for images too thin for the CNN detector, which crashes the process on some (8x400)."""
     assert detect_faces(image) == []
+    assert detect_faces(image, "thorough") == []
+
+
+def test_the_cnn_finds_a_blurred_face_that_hog_misses(astronaut):
+    photo, sharp = astronaut
+    blurred = cv2.GaussianBlur(photo, (0, 0), 512 / 150)
+    assert detect_faces(blurred, "hog") == []
+    found = detect_faces(blurred)
+    assert len(found) == 1 and found[0].detector == "cnn" and found[0].score >= 0.3
+    # Its landmarks are those of the sharp face, within a few pixels (the face is about 110 px).
+    assert np.median(np.linalg.norm(found[0].landmarks - sharp.landmarks, axis=1)) < 6
+
+
+def test_a_thorough_search_adds_only_the_faces_hog_missed(astronaut):
+    photo, sharp = astronaut
+    faces = detect_faces(photo, "thorough")
+    assert len(faces) == 1 and faces[0].detector == "hog"  # the CNN's box of the same face is not added
+    np.testing.assert_array_equal(faces[0].landmarks, sharp.landmarks)
+    with pytest.raises(ValueError):
+        detect_faces(photo, "everything")
 
 
 def test_large_photo_is_searched_shrunk_and_mapped_back(astronaut):
@@ -114,29 +136,63 @@ def test_many_small_faces_in_a_large_photo_all_come_back(astronaut):
     assert centres == [(row, col) for row in range(3) for col in range(4)]
 
 
-def test_align_face_turns_a_tilted_face_upright(astronaut):
+def test_frame_face_puts_a_tilted_face_on_the_template(astronaut):
     photo, _ = astronaut
     tilted = cv2.warpAffine(photo, cv2.getRotationMatrix2D((256, 256), 25, 1.0), (512, 512),
                             borderMode=cv2.BORDER_REFLECT)
     face = detect_faces(tilted)[0]
     assert eye_angle(face.landmarks) < -18  # the head leans by about 22 degrees
-    crop = align_face(tilted, face, 224)
-    assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8
-    in_crop = detect_faces(crop)
-    assert len(in_crop) == 1
-    assert abs(eye_angle(in_crop[0].landmarks)) < 2
-    eyes_y = np.mean([centre[1] for centre in eye_centres(in_crop[0].landmarks)])
-    assert eyes_y < in_crop[0].landmarks[57][1] and eyes_y < 112  # upright: eyes in the upper half, above the mouth
-    # Moving the detected landmarks with the same matrix gives level eyes too.
-    moved = transform_face(face, face_frame(face.landmarks, face.box, 224, 0.25))
-    assert abs(eye_angle(moved.landmarks)) < 1e-9
-    assert math.sqrt(moved.box[2] * moved.box[3]) == pytest.approx(224 / 1.5)
+    crop, matrix = frame_face(tilted, face.landmarks, 192)
+    assert crop.shape == (192, 192, 3) and crop.dtype == np.uint8
+    moved = transform_face(face, matrix)
+    assert abs(eye_angle(moved.landmarks)) < 3
+    # The inner face lands on the template, within a few percent of the crop side.
+    error = np.linalg.norm((moved.landmarks[FIT_POINTS] + 0.5) / 192 - face_template()[FIT_POINTS], axis=1)
+    assert np.median(error) < 0.03
+    # The landmarks found again in the crop agree: the crop shows the face upright where the template says.
+    again = detect_faces(crop)
+    assert len(again) == 1 and abs(eye_angle(again[0].landmarks)) < 3
+    assert np.median(np.linalg.norm(again[0].landmarks[FIT_POINTS] / 192 - face_template()[FIT_POINTS], axis=1)) < 0.04
+
+
+def test_frame_face_pads_around_the_template(astronaut):
+    photo, face = astronaut
+    plain, _ = frame_face(photo, face.landmarks, 48)
+    padded, matrix = frame_face(photo, face.landmarks, 48, pad=1.1)
+    assert plain.shape == (48, 48, 3) and padded.shape == (53, 53, 3)
+    moved = transform_face(face, matrix)
+    centre = moved.landmarks[FIT_POINTS].mean(axis=0)
+    # 53 px: the 48-px crop starts 2.5 px in, and pixel centres are half a pixel past pixel edges
+    assert np.allclose(centre, face_template()[FIT_POINTS].mean(axis=0) * 48 + 2.5 - 0.5, atol=1e-6)
+
+
+def test_frame_face_samples_the_right_pixels():
+    """A face whose landmarks sit on the template in a 480-px image is framed at 48 px as that image
+    shrunk 10x: crop pixel x averages image pixels 10x to 10x + 9 (a horizontal ramp tells)."""
+    ramp = np.tile(np.arange(480, dtype=np.float32), (480, 1))
+    image = np.dstack([ramp / 2] * 3).astype(np.float32)
+    landmarks = face_template() * 480 - 0.5
+    crop, matrix = frame_face(image, landmarks, 48)
+    np.testing.assert_allclose(matrix, [[0.1, 0, -0.45], [0, 0.1, -0.45]], atol=1e-9)  # (x + 0.5) / 10 - 0.5
+    np.testing.assert_allclose(crop[24, 1:-1, 0], (10 * np.arange(1, 47) + 4.5) / 2, atol=0.05)
+
+
+def test_template_is_a_fer2013_face():
+    """The template's eyes are level and above its mouth, inside the 48x48 crop, the chin just below it."""
+    template = face_template()
+    assert template.shape == (68, 2)
+    assert abs(eye_angle(template)) < 2
+    left, right = eye_centres(template)
+    assert 0.25 < left[1] < 0.45 and 0.2 < left[0] < 0.4 and 0.6 < right[0] < 0.8
+    assert template[57, 1] > left[1] + 0.3  # lower lip well below the eyes
+    assert 0.95 < template[8, 1] < 1.15  # FER2013 crops cut at the chin
 
 
 @pytest.mark.parametrize("name, found, annotated", SHARED_PHOTOS)
-def test_shared_photos(name, found, annotated):
+@pytest.mark.parametrize("search", ["auto", "thorough"])
+def test_shared_photos(name, found, annotated, search):
     photo = shared_photo(name)
-    faces = detect_faces(photo)
+    faces = detect_faces(photo, search)
     assert found <= len(faces) <= annotated
     areas = [face.area for face in faces]
     assert areas == sorted(areas, reverse=True), "largest first"
@@ -151,12 +207,3 @@ def test_class_photo_from_a_phone():
     grid = np.vstack([np.hstack([first, second]), np.hstack([second, first])])
     faces = detect_faces(cv2.resize(grid, (4000, 3000), interpolation=cv2.INTER_CUBIC))
     assert len(faces) == 26
-
-
-def test_group_photo_faces_align():
-    photo = shared_photo("2008_002470.jpg")
-    for face in detect_faces(photo):
-        crop = align_face(photo, face, 96)
-        assert crop.shape == (96, 96, 3)
-        moved = transform_face(face, face_frame(face.landmarks, face.box, 96, 0.25))
-        assert abs(eye_angle(moved.landmarks)) < 1e-9

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.checkpoint import BUNDLED_CHECKPOINT, make_meta, save_checkpoint
-from core.classes import EXPRESSION_KEYS
+from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.errors import ImageError
 from core.images import encode_png, sample_photo
 from core.predict import Predictor, labels_above
@@ -66,6 +66,14 @@ def test_emotion_api_shape(predictor):
     assert areas == sorted(areas, reverse=True), "faces come largest first"
 
 
+def test_a_7_class_fer2013_checkpoint_still_predicts_its_7_keys(tmp_path):
+    model = build_model("face_vgg", 7, width=8)
+    path = save_checkpoint(tmp_path / "seven.pt", model, make_meta("face_vgg", {"width": 8}, FER2013_KEYS))
+    faces = Predictor.from_checkpoint(path).predict(sample_photo())
+    assert len(faces) == 1 and list(faces[0]["scores"]) == list(FER2013_KEYS)
+    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_boxes_are_clipped_at_the_edge(predictor):
     image = sample_photo()[60:, 200:]  # the face touches the top-left corner
     for face in predictor.predict(image):
@@ -111,6 +119,7 @@ def test_bundled_model_sees_the_astronaut_smile():
     faces = Predictor.from_checkpoint().predict(sample_photo())
     assert len(faces) == 1
     scores = faces[0]["scores"]
+    assert list(scores) == list(EXPRESSION_KEYS), "all 8 keys of the Emotion API, contempt included"
     assert max(scores, key=scores.get) == "happiness", scores
 
 
@@ -139,7 +148,7 @@ def test_cli_one_and_several_files_and_errors(tmp_path, random_checkpoint):
     faces = json.loads(one.stdout)
     assert isinstance(faces, list) and len(faces) == 1 and set(faces[0]) == {"faceRectangle", "scores"}
 
-    several = _cli(str(photo), str(blank), "--checkpoint", str(random_checkpoint), "--tta")
+    several = _cli(str(photo), str(blank), "--checkpoint", str(random_checkpoint), "--tta", "--search", "thorough")
     assert several.returncode == 0, several.stderr
     by_file = json.loads(several.stdout)
     assert set(by_file) == {str(photo), str(blank)}

@@ -16,15 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.checkpoint import load_checkpoint
-from core.classes import EXPRESSION_KEYS
+from core.checkpoint import Checkpoint, load_checkpoint, make_meta
+from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.data import Dataset, Splits, class_weights, sample_weights
 from core.errors import TrainingError
-from core.evaluate import evaluate_checkpoint
+from core.evaluate import evaluate_checkpoint, shared_class_predictions
 from core.jobs import JobRunner
 from core.presets import to_network_input
 from core.train import (Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, freeze_groups,
-                        make_optimizer, make_schedule, prepare_model, set_train_mode, train)
+                        make_optimizer, make_schedule, prepare_model, set_train_mode, train, transferred_head)
 from models.registry import build_model, layer_groups
 
 CPU = torch.device("cpu")
@@ -75,7 +75,7 @@ def pattern_dataset(counts: list[int] | int, seed: int) -> Dataset:
     rng = np.random.default_rng(seed)
     y = np.concatenate([np.full(count, label) for label, count in enumerate(counts)]).astype(np.int64)
     x = np.stack([draw_pattern(int(label), rng)[None] for label in y])
-    return Dataset(x, y, EXPRESSION_KEYS)
+    return Dataset(x, y, FER2013_KEYS)
 
 
 def pattern_splits(train_per_class: int | list[int] = 6, val_per_class: int = 3, seed: int = 0) -> Splits:
@@ -123,8 +123,53 @@ def test_progress_is_filled_in(tiny, tmp_path):
     assert len(progress.iteration_loss) == len(progress.iteration_lr) == 2 * steps
     assert [e.epoch for e in progress.epochs] == [1, 2]
     assert progress.images_per_s > 0 and progress.eta_s == 0.0 and progress.fraction == 1.0
-    assert progress.classes == EXPRESSION_KEYS
+    assert progress.classes == FER2013_KEYS
     assert progress.best_metrics is not None and progress.checkpoint == str(tmp_path / "m.pt")
+
+
+def test_soft_targets_are_what_it_learns(tmp_path):
+    """With label distributions (FER+ votes) the loss follows them, not the hard labels: here every
+    image's distribution puts 0.9 on the next class, which the network then predicts."""
+    splits = pattern_splits(20, 10, seed=2)
+    shifted = (splits.train.y + 1) % 7
+    targets = np.full((len(shifted), 7), 0.1 / 6, dtype=np.float32)
+    targets[np.arange(len(shifted)), shifted] = 0.9
+    train_set = Dataset(splits.train.x, splits.train.y, splits.train.classes, targets)
+    val_set = Dataset(splits.val.x, (splits.val.y + 1) % 7, splits.val.classes)
+    cfg = TrainConfig(arch="face_vgg", arch_args={"width": 8, "hidden": 64, "dropout": 0.1}, epochs=6,
+                      batch_size=16, lr=0.02, augment=NO_AUGMENT, seed=1, out=str(tmp_path / "soft.pt"))
+    progress = train(cfg, Splits(train_set, val_set, None, "patterns"), device=CPU)
+    assert progress.best_accuracy >= 0.6  # chance is 1/7; learning the hard labels would score about 0
+
+
+def test_a_new_class_keeps_the_shared_rows_of_the_head():
+    old = torch.nn.Linear(16, 7)
+    new = transferred_head(old, FER2013_KEYS, EXPRESSION_KEYS)
+    assert new.out_features == 8
+    for row, name in enumerate(EXPRESSION_KEYS):
+        if name in FER2013_KEYS:
+            assert torch.equal(new.weight[row], old.weight[FER2013_KEYS.index(name)])
+            assert new.bias[row] == old.bias[FER2013_KEYS.index(name)]
+    contempt = EXPRESSION_KEYS.index("contempt")
+    assert not any(torch.equal(new.weight[contempt], row) for row in old.weight)
+
+
+def test_fine_tuning_a_7_class_checkpoint_on_8_classes(tmp_path):
+    model = build_model("face_vgg", 7, **SMALL)
+    init = Checkpoint(model.state_dict(), make_meta("face_vgg", SMALL, FER2013_KEYS))
+    built, arch, _ = prepare_model(config(tmp_path), EXPRESSION_KEYS, init)
+    head = layer_groups(arch, built)["head"]
+    assert head.out_features == 8
+    assert torch.equal(head.weight[EXPRESSION_KEYS.index("surprise")], model.classifier.fc8.weight[6])
+
+
+def test_scoring_on_the_classes_two_label_sets_share():
+    """An 8-class model on 7 labels ignores contempt; a 7-class model on 8 labels misses contempt faces."""
+    eight = np.array([[0.1, 0.6, 0.1, 0.0, 0.1, 0.1, 0.0, 0.0],  # contempt first, then anger
+                      [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.7]])
+    assert shared_class_predictions(eight, EXPRESSION_KEYS, FER2013_KEYS).tolist() == [0, 6]
+    seven = np.array([[0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0]])
+    assert shared_class_predictions(seven, FER2013_KEYS, EXPRESSION_KEYS).tolist() == [EXPRESSION_KEYS.index("happiness")]
 
 
 # --------------------------------------------------------------------------- freezing
@@ -445,7 +490,7 @@ def test_checkpoint_from_train_loads_and_evaluates(tiny, tmp_path):
     progress = train(cfg, tiny, device=CPU)
     checkpoint = load_checkpoint(cfg.out)
     meta = checkpoint.meta
-    assert checkpoint.classes == EXPRESSION_KEYS
+    assert checkpoint.classes == FER2013_KEYS
     assert meta["arch"] == "face_vgg" and meta["arch_args"] == SMALL
     assert meta["input_size"] == 48 and meta["channels"] == 1 and meta["data"] == "patterns"
     assert meta["epoch"] == progress.best_epoch
