@@ -97,29 +97,29 @@ def raw_probabilities(predictor: Predictor, x: np.ndarray, tta: bool) -> np.ndar
                            for start in range(0, len(crops), 256)])
 
 
-def labels_of(predictor: Predictor, probabilities: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    return shared_class_predictions(probabilities, predictor.classes, classes)
-
-
 def framing(predictor: Predictor, dataset, count: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
     x, y = dataset.x[picked], dataset.y[picked]
-    raw = labels_of(predictor, raw_probabilities(predictor, x, tta=False), dataset.classes)
-    result = {"faces": len(picked), "raw_accuracy": float((raw == y).mean()), "conditions": {}}
+
+    def labels(probabilities: np.ndarray) -> np.ndarray:
+        return shared_class_predictions(probabilities, predictor.classes, dataset.classes)
+
+    def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+        return float((predicted == truth).mean()) if len(truth) else None
+
+    raw = labels(raw_probabilities(predictor, x, tta=False))
+    result = {"faces": len(picked), "raw_accuracy": accuracy(raw, y), "conditions": {}}
     for name, (scale, angle, brightness, blur) in CONDITIONS.items():
         canvases = [canvas_for(image[0], rng, scale, angle, brightness, blur) for image in x]
         found = [face_module.detect_faces(canvas) for canvas in canvases]
         detected = np.array([len(f) > 0 for f in found])
         faces = [(canvas, f[0]) for canvas, f in zip(canvases, found) if f]
-        template = labels_of(predictor, predictor.probabilities([predictor.face_crop(c, f) for c, f in faces]),
-                             dataset.classes)
-        box = labels_of(predictor, predictor.probabilities([box_crop(predictor, c, f) for c, f in faces]),
-                        dataset.classes)
-        raw_found = float((raw[detected] == y[detected]).mean())
+        template = labels(predictor.probabilities([predictor.face_crop(c, f) for c, f in faces]))
+        box = labels(predictor.probabilities([box_crop(predictor, c, f) for c, f in faces]))
         result["conditions"][name] = {
-            "detected": float(detected.mean()), "raw": raw_found,
-            "template": float((template == y[detected]).mean()), "box": float((box == y[detected]).mean())}
+            "detected": float(detected.mean()), "raw": accuracy(raw[detected], y[detected]),
+            "template": accuracy(template, y[detected]), "box": accuracy(box, y[detected])}
     return result
 
 
@@ -203,8 +203,8 @@ def test_accuracy(predictor: Predictor, path: Path) -> dict:
         except DatasetError as error:  # ferplus.npz missing: report what can be measured
             result[labels] = {"error": str(error)}
             continue
-        plain = labels_of(predictor, raw_probabilities(predictor, dataset.x, tta=False), dataset.classes)
-        tta = labels_of(predictor, raw_probabilities(predictor, dataset.x, tta=True), dataset.classes)
+        plain, tta = (shared_class_predictions(raw_probabilities(predictor, dataset.x, tta=augmented), predictor.classes,
+                                               dataset.classes) for augmented in (False, True))
         result[labels] = {"images": len(dataset), "accuracy": float((plain == dataset.y).mean()),
                           "accuracy_tta": float((tta == dataset.y).mean())}
     return result
@@ -258,6 +258,9 @@ def print_report(report: dict) -> None:
         print(f"framing, {framed['faces']} FER2013 val faces, raw-crop accuracy {framed['raw_accuracy']:.1%}")
         print(f"  {'condition':<18} {'found':>6} {'raw':>6} {'template':>9} {'gap':>6} {'box':>6} {'gap':>6}")
         for name, row in framed["conditions"].items():
+            if row["raw"] is None:
+                print(f"  {name:<18} no face found")
+                continue
             print(f"  {name:<18} {row['detected']:>6.1%} {row['raw']:>6.1%} {row['template']:>9.1%} "
                   f"{row['template'] - row['raw']:>+6.1%} {row['box']:>6.1%} {row['box'] - row['raw']:>+6.1%}")
     if "detection" in report:

@@ -213,8 +213,8 @@ class EnhancedView:
 def enhance_face(rgb: np.ndarray, face: Face, network: EACFeatures, group: int,
                  aus: tuple[str, ...] | list[str] | None = None, preset: Falloff = PRESETS["paper"],
                  arch: str = STAND_IN_ARCH) -> EnhancedView:
-    """Align the face, make its attention map there, and run E-Net up to `group` on the network `arch`'s
-    input (the crop is resized and converted to the network's size and channels)."""
+    """Frame the face with the face template, make its attention map there, and run E-Net up to `group` on
+    the network `arch`'s input (the crop is resized and converted to the network's size and channels)."""
     crop, matrix = frame_face(rgb, face.landmarks, INPUT_SIZE)
     in_crop = transform_face(face, matrix)
     crop_map = attention_map(in_crop.landmarks, in_crop.box, crop.shape, aus, preset)

@@ -93,11 +93,11 @@ def ferplus_labels(votes: np.ndarray, columns: list[str]) -> tuple[np.ndarray, n
 def _ferplus_splits(splits: Splits, path: Path) -> Splits:
     """Replace FER2013's labels by FER+ votes read from `path` (rows aligned to fer2013.npz)."""
     if not path.exists():
-        raise DatasetError("err_data_missing", path=path.name)
+        raise DatasetError("err_data_ferplus_missing", file=path.name)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
-        raise DatasetError("err_data_bad_npz", path=path.name) from None
+        raise DatasetError("err_data_bad_ferplus", file=path.name) from None
 
     def relabelled(split: str, dataset: Dataset | None) -> Dataset | None:
         if dataset is None:
@@ -105,19 +105,21 @@ def _ferplus_splits(splits: Splits, path: Path) -> Splits:
         votes = np.asarray(data[f"votes_{split}"]) if f"votes_{split}" in data else np.zeros(0)
         if votes.dtype.kind not in "iu" or votes.shape != (len(dataset), len(columns)) or \
                 any(name not in columns for name in EXPRESSION_KEYS):
-            raise DatasetError("err_data_bad_npz", path=path.name)
+            raise DatasetError("err_data_bad_ferplus", file=path.name)
         keep, y, targets = ferplus_labels(votes, columns)
         return Dataset(dataset.x[keep], y, EXPRESSION_KEYS, targets)
 
     with data:
         columns = [str(name) for name in data["columns"]] if "columns" in data else []
         return Splits(relabelled("train", splits.train), relabelled("val", splits.val),
-                      relabelled("test", splits.test), f"{splits.source} + {path.name}")
+                      relabelled("test", splits.test), splits.source)
 
 
 def load_npz(path: str | Path, labels: str = "fer2013") -> Splits:
     """FER2013-style splits; labels are remapped from the file's class order to ours. With
     labels="ferplus", the labels are FER+ votes from ferplus.npz in the same folder."""
+    if labels not in LABEL_SOURCES:
+        raise DatasetError("err_data_labels", labels=labels, known=", ".join(LABEL_SOURCES))
     path = Path(path)
     if not path.exists():
         raise DatasetError("err_data_missing", path=str(path))
@@ -221,12 +223,11 @@ def load_class_folders(source: str | Path | bytes, size: int, channels: int, val
 def load_data(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
               seed: int = 0, labels: str = "fer2013") -> Splits:
     """An .npz (FER2013 layout, with its own labels or FER+ votes) or a zip/folder of class folders."""
-    if labels not in LABEL_SOURCES:
-        raise DatasetError("err_data_labels", labels=labels, known=", ".join(LABEL_SOURCES))
     if isinstance(source, (str, Path)) and str(source).endswith(".npz"):
         return load_npz(source, labels)
     if labels != "fer2013":
-        raise DatasetError("err_data_labels_npz", labels=labels)
+        raise DatasetError("err_data_labels_npz" if labels in LABEL_SOURCES else "err_data_labels", labels=labels,
+                           known=", ".join(LABEL_SOURCES))
     return load_class_folders(source, size, channels, val_fraction, seed)
 
 

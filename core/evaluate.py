@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a data split.
 
     python -m core.evaluate --checkpoint models/checkpoints/fer_face_vgg.pt \
-        --data $FACELAB_DATA_DIR/fer2013.npz --split test --json
+        --data $FACELAB_DATA_DIR/fer2013.npz --split test [--labels ferplus|fer2013] --json
 """
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import argparse
 import json
 import sys
 
-import torch
-
 import numpy as np
+import torch
 
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.data import LABEL_SOURCES, Dataset, load_data
@@ -60,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         config = checkpoint.meta.get("config", {})
+        trained_on = config.get("labels", "fer2013") if args.data.endswith(".npz") else "fer2013"
         splits = load_data(args.data, checkpoint.meta["input_size"], checkpoint.meta["channels"],
-                           config.get("val_fraction", 0.2), config.get("seed", 0),
-                           args.labels or config.get("labels", "fer2013"))
+                           config.get("val_fraction", 0.2), config.get("seed", 0), args.labels or trained_on)
         dataset = getattr(splits, args.split)
         if dataset is None:
             raise DatasetError("err_eval_no_split", split=args.split)

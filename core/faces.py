@@ -1,11 +1,11 @@
 """Faces and their 68 landmarks (dlib), and the upright face frame of EAC-Net's attention geometry."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,18 +35,21 @@ SAME_FACE_IOU = 0.3  # a CNN box overlapping a HOG box this much is the same fac
 CNN_MIN_SIDE = 40
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
 CNN_DETECTOR_FILE = "models/mmod_human_face_detector.dat"
-# A face crop reaches a quarter of the box side past each edge of the box, like get_face.one_big_face in
-# the EAC-Net code: brows, chin and the attention centres beyond them stay inside.
+# EAC-Net's face crop, the frame of its attention geometry, reaches a quarter of the box side past each edge
+# of the box, like get_face.one_big_face in the paper's code: brows, chin and the centres beyond them stay inside.
 FACE_MARGIN = 0.25
 
 # dlib's 0-based 68-point order
 RIGHT_EYE = slice(36, 42)  # the subject's right eye, on the left of the photo
 LEFT_EYE = slice(42, 48)
 
-_detector_lock = threading.Lock()  # dlib's object_detector is not safe to call from two threads at once
+# dlib's detectors are not safe to call from two threads at once; each has its own lock, so a visitor's slow
+# CNN search does not hold up another's HOG search.
+_hog_lock = threading.Lock()
+_cnn_lock = threading.Lock()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Face:
     box: tuple[float, float, float, float]  # left, top, width, height in image pixels; may reach past the edge
     landmarks: np.ndarray  # (68, 2) float x, y in image pixels, dlib's order
@@ -79,35 +82,39 @@ def load_cnn_detector() -> dlib.cnn_face_detection_model_v1:
     return dlib.cnn_face_detection_model_v1(str(model_path(CNN_DETECTOR_FILE)))
 
 
-def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
-    """HOG on `gray` shrunk to at most `side`: boxes (left, top, right, bottom) in `gray`'s pixels, and scores."""
-    height, width = gray.shape
+def _shrunk(image: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
+    """`image` shrunk to at most `side` pixels long, with its x and y scales."""
+    height, width = image.shape[:2]
     scale = min(1.0, side / max(height, width))
     if scale < 1:
-        gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
-                          interpolation=cv2.INTER_AREA)
-    scale_x, scale_y = gray.shape[1] / width, gray.shape[0] / height
-    with _detector_lock:
-        rects, scores, _ = load_models()[0].run(gray, upsample, 0.0)
-    boxes = [(round(rect.left() / scale_x), round(rect.top() / scale_y),
-              round((rect.right() + 1) / scale_x) - 1, round((rect.bottom() + 1) / scale_y) - 1) for rect in rects]
-    return boxes, list(scores)
+        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return image, image.shape[1] / width, image.shape[0] / height
+
+
+def _mapped_back(rect: dlib.rectangle, scale_x: float, scale_y: float) -> tuple[int, int, int, int]:
+    """A box found on a shrunk copy as (left, top, right, bottom) in the original's pixels."""
+    return (round(rect.left() / scale_x), round(rect.top() / scale_y),
+            round((rect.right() + 1) / scale_x) - 1, round((rect.bottom() + 1) / scale_y) - 1)
+
+
+def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
+    """HOG on `gray` shrunk to at most `side`: boxes (left, top, right, bottom) in `gray`'s pixels, and scores."""
+    small, scale_x, scale_y = _shrunk(gray, side)
+    with _hog_lock:
+        rects, scores, _ = load_models()[0].run(small, upsample, 0.0)
+    return [_mapped_back(rect, scale_x, scale_y) for rect in rects], list(scores)
 
 
 def _cnn_search(rgb: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
     """The CNN detector on `rgb` shrunk to at most `side`: boxes in `rgb`'s pixels, and confidences."""
-    height, width = rgb.shape[:2]
-    scale = min(1.0, side / max(height, width))
-    small = rgb if scale == 1 else cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                                              interpolation=cv2.INTER_AREA)
+    small, scale_x, scale_y = _shrunk(rgb, side)
     if min(small.shape[:2]) < CNN_MIN_SIDE:
         return [], []
-    with _detector_lock:
+    with _cnn_lock:
         found = load_cnn_detector()(np.ascontiguousarray(small), upsample)
     found = [d for d in found if d.confidence >= CNN_MIN_CONFIDENCE]
-    boxes = [(round(d.rect.left() / scale), round(d.rect.top() / scale),
-              round((d.rect.right() + 1) / scale) - 1, round((d.rect.bottom() + 1) / scale) - 1) for d in found]
-    return boxes, [float(d.confidence) for d in found]
+    return [_mapped_back(d.rect, scale_x, scale_y) for d in found], [float(d.confidence) for d in found]
 
 
 def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -191,4 +198,4 @@ def transform_face(face: Face, matrix: np.ndarray) -> Face:
     landmarks = transform_points(face.landmarks, matrix)
     landmarks.setflags(write=False)
     box = (centre[0] - (new_width - 1) / 2, centre[1] - (new_height - 1) / 2, new_width, new_height)
-    return Face(box, landmarks, face.score)
+    return dataclasses.replace(face, box=box, landmarks=landmarks)

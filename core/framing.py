@@ -41,7 +41,10 @@ def template_matrix(landmarks: np.ndarray, size: float, pad: float = 1.0) -> np.
     offset = (round(size * pad) - size) / 2
     target = face_template()[FIT_POINTS] * size + offset - 0.5
     source = np.asarray(landmarks, dtype=np.float64)[FIT_POINTS]
-    return SimilarityTransform.from_estimate(source, target).params[:2]
+    estimate = SimilarityTransform.from_estimate(source, target)
+    if not estimate:  # landmarks all on one point (a face of a pixel or two): centre them, unscaled
+        return np.hstack([np.eye(2), (target.mean(axis=0) - source.mean(axis=0))[:, None]])
+    return estimate.params[:2]
 
 
 def frame_face(rgb: np.ndarray, landmarks: np.ndarray, size: int, pad: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

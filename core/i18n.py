@@ -79,6 +79,10 @@ CATALOG: dict[str, tuple[str, str]] = {
                         "未知的标签来源 \"{labels}\"；请使用以下之一：{known}。"),
     "err_data_labels_npz": ("\"{labels}\" labels exist only for FER2013 (an .npz with ferplus.npz beside it); a zip or folder is labelled by its class folders.",
                             "\"{labels}\" 标签只适用于 FER2013（旁边放有 ferplus.npz 的 .npz）；zip 或文件夹的标签来自其类别文件夹。"),
+    "err_data_ferplus_missing": ("FER+ votes need {file} in the same folder as fer2013.npz; it is not there.",
+                                 "使用 FER+ 投票需要与 fer2013.npz 放在同一文件夹中的 {file}，但那里没有该文件。"),
+    "err_data_bad_ferplus": ("{file} is not a FER+ votes file: it needs columns (the 8 emotions, unknown and NF) and integer votes_train, votes_val (and votes_test) with one row per row of fer2013.npz.",
+                             "{file} 不是 FER+ 投票文件：需要 columns（8 种表情、unknown 和 NF），以及整数的 votes_train、votes_val（和 votes_test），每行对应 fer2013.npz 的一行。"),
     "err_data_too_small": ("Class \"{name}\" has {count} image(s); each class needs at least {minimum} to split off a validation set.",
                            "类别 \"{name}\" 只有 {count} 张图像；每个类别至少需要 {minimum} 张才能划分出验证集。"),
     # ---- attention page
@@ -194,8 +198,8 @@ CATALOG: dict[str, tuple[str, str]] = {
                          "{last}.",
                          "增强前后使用同一个色阶。最先显示的通道是被注意力增强最多的那个。论文使用的 VGG19 中该层组的最后一层是 "
                          "conv{group}_4；VGG16 中则是 {last}。"),
-    "err_eval_classes": ("The data's classes ({data}) are not the checkpoint's ({ckpt}).",
-                         "数据的类别（{data}）与检查点的类别（{ckpt}）不一致。"),
+    "err_eval_classes": ("The data's classes ({data}) and the checkpoint's ({ckpt}) share fewer than two classes, so there is nothing to score.",
+                         "数据的类别（{data}）与检查点的类别（{ckpt}）共有的类别少于两个，无法评分。"),
     "err_eval_no_split": ("This data set has no \"{split}\" split.", "该数据集没有 \"{split}\" 划分。"),
     "err_job_busy": ("Another training job is running on this server. Wait for it to finish, or watch its progress below.",
                      "本服务器上已有一个训练任务在运行。请等待其完成，或在下方查看其进度。"),

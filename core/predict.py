@@ -1,6 +1,6 @@
 """Expression prediction: every face's box and class scores, in the shape of Microsoft's Emotion API.
 
-    python -m core.predict photo.jpg [more.jpg ...] [--checkpoint model.pt] [--tta]
+    python -m core.predict photo.jpg [more.jpg ...] [--checkpoint model.pt] [--tta] [--search thorough]
 
 For one image it prints `[{"faceRectangle": {...}, "scores": {...}}, ...]`; for several, an object
 from file name to such a list. The scores' keys are the model's classes: the bundled model, trained on
@@ -63,13 +63,13 @@ def clip_box(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> 
 
 @dataclass(frozen=True)
 class Explanation:
-    crop: np.ndarray  # the aligned face as the network frames it, RGB
+    crop: np.ndarray  # the face as the network frames it (the face template), RGB
     grad_cam: np.ndarray  # float32 in [0, 1], same height and width
     attention: np.ndarray  # EAC-Net attention over all AUs, same size
 
 
 class Predictor:
-    """A checkpoint's network on the CPU, ready to classify aligned face crops."""
+    """A checkpoint's network on the CPU, ready to classify faces framed by the face template."""
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint

@@ -69,3 +69,11 @@ def test_the_explanation_opens_on_the_first_photo_with_faces(page):
             ("astronaut.png", encode_png(sample_photo()), "image/png"))
     assert page.toggle(key="pred_why_1").value is True
     assert len(page.dataframe) == 1
+
+
+def test_a_thorough_search_finds_the_same_sample_face(page):
+    before = json.loads(page.json[0].value)
+    page.toggle(key="pred_thorough").set_value(True).run()
+    assert not page.exception, [e.value for e in page.exception]
+    after = json.loads(page.json[0].value)
+    assert len(after) == 1 and after[0]["faceRectangle"] == before[0]["faceRectangle"]

@@ -124,7 +124,7 @@ def test_npz_with_ferplus_votes(tmp_path):
     write_ferplus_npz(tmp_path / FERPLUS_FILE, path)
     plain, voted = load_npz(path), load_data(path, 48, 1, labels="ferplus")
     assert voted.classes == EXPRESSION_KEYS and "contempt" in voted.classes
-    assert voted.source.endswith(FERPLUS_FILE)
+    assert voted.source == plain.source == str(path)  # the file training reads; the labels are a setting
     for split in ("train", "val", "test"):
         before, after = getattr(plain, split), getattr(voted, split)
         rows = np.array([row for row in range(len(before)) if row % 3 == 0 or row % 5 != 0])
@@ -143,17 +143,18 @@ def test_ferplus_needs_its_file_and_an_npz(tmp_path):
     write_fer_npz(path)
     with pytest.raises(DatasetError) as missing:
         load_npz(path, "ferplus")
-    assert missing.value.key == "err_data_missing" and FERPLUS_FILE in str(missing.value)
+    assert missing.value.key == "err_data_ferplus_missing" and FERPLUS_FILE in str(missing.value)
     np.savez_compressed(tmp_path / FERPLUS_FILE, columns=FERPLUS_COLUMNS, votes_train=np.zeros((3, 10), np.uint8))
     with pytest.raises(DatasetError) as wrong:
         load_npz(path, "ferplus")
-    assert wrong.value.key == "err_data_bad_npz"
+    assert wrong.value.key == "err_data_bad_ferplus"
     with pytest.raises(DatasetError) as folder:
         load_data(tmp_path, 48, 1, labels="ferplus")
     assert folder.value.key == "err_data_labels_npz"
-    with pytest.raises(DatasetError) as unknown:
-        load_data(path, 48, 1, labels="votes")
-    assert unknown.value.key == "err_data_labels"
+    for source in (path, tmp_path):
+        with pytest.raises(DatasetError) as unknown:
+            load_data(source, 48, 1, labels="votes")
+        assert unknown.value.key == "err_data_labels"
 
 
 def test_load_data_dispatches_npz(tmp_path):

@@ -1,4 +1,4 @@
-"""Face detection, 68 landmarks and alignment (dlib), on the built-in sample and the shared photos."""
+"""Face detection (HOG and the CNN), 68 landmarks and template framing, on the sample and the shared photos."""
 from __future__ import annotations
 
 import math
