@@ -8,6 +8,7 @@ def test_upload_a_photo_and_see_boxes_and_scores(tmp_path):
     with running_app() as url, browser_page() as page:
         page.goto(url + "/prediction", wait_until="networkidle")
         page.get_by_role("heading", name="Expression prediction").wait_for(timeout=60_000)
+        page.get_by_text("Search harder for faces").wait_for(timeout=30_000)
         page.get_by_test_id("stButtonGroup").get_by_role("radio", name="Upload").click()
         photos = page.locator("[data-testid='stFileUploader']").filter(has_text="Photos (JPEG").locator("input[type='file']")
         photos.wait_for(state="attached", timeout=30_000)
