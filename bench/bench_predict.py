@@ -253,6 +253,7 @@ def speed(predictor: Predictor, photos: Path | None, repeats: int) -> dict:
 
 
 def print_report(report: dict) -> None:
+    """What has been measured so far; called after each part, so that a long run shows its figures early."""
     if "framing" in report:
         framed = report["framing"]
         print(f"framing, {framed['faces']} FER2013 val faces, raw-crop accuracy {framed['raw_accuracy']:.1%}")
@@ -275,8 +276,9 @@ def print_report(report: dict) -> None:
         else:
             print(f"test accuracy, {labels} labels ({row['images']} images): {row['accuracy']:.2%}, "
                   f"with TTA {row['accuracy_tta']:.2%}")
-    for name, values in report["speed"].items():
+    for name, values in report.get("speed", {}).items():
         print(f"  {name}: {values}")
+    sys.stdout.flush()
 
 
 def main() -> int:
@@ -297,11 +299,13 @@ def main() -> int:
     report: dict = {"cpu_count": os.cpu_count()}
     if not args.speed_only:
         labels = checkpoint.meta.get("config", {}).get("labels", "fer2013")
-        report["framing"] = framing(predictor, load_npz(path, labels).val, args.faces, args.seed)
-        report["detection"] = detection(photos)
-        report["test_accuracy"] = test_accuracy(predictor, path)
+        for part, measure in (("framing", lambda: framing(predictor, load_npz(path, labels).val, args.faces, args.seed)),
+                              ("detection", lambda: detection(photos)),
+                              ("test_accuracy", lambda: test_accuracy(predictor, path))):
+            report[part] = measure()
+            print_report({part: report[part]})
     report["speed"] = speed(predictor, photos, args.repeats)
-    print_report(report)
+    print_report({"speed": report["speed"]})
     print(json.dumps(report))
     return 0
 
