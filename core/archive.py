@@ -61,9 +61,9 @@ def _ignored(name: str) -> bool:
     return name.startswith(_IGNORED[0]) or base in _IGNORED or base.startswith("._")
 
 
-def _check_members(members: list[zipfile.ZipInfo]) -> None:
-    if len(members) > MAX_FILES:
-        raise DatasetError("err_zip_too_many_files", count=len(members), limit=MAX_FILES)
+def _check_members(members: list[zipfile.ZipInfo], max_files: int) -> None:
+    if len(members) > max_files:
+        raise DatasetError("err_zip_too_many_files", count=len(members), limit=max_files)
     total = sum(info.file_size for info in members)
     if total > MAX_TOTAL_BYTES:
         raise DatasetError("err_zip_too_large", size_mb=total / 2**20, limit_mb=MAX_TOTAL_BYTES / 2**20)
@@ -94,7 +94,8 @@ def _class_paths(members: list[zipfile.ZipInfo]) -> tuple[dict[str, list[zipfile
     return classes, folders
 
 
-def read_class_zip(data: bytes, on_progress: Callable[[int, int], None] | None = None) -> ClassArchive:
+def read_class_zip(data: bytes, on_progress: Callable[[int, int], None] | None = None,
+                   max_files: int = MAX_FILES) -> ClassArchive:
     """Decode a zip of `class/image` files (optionally under one top folder).
 
     Raises DatasetError for unsafe paths, bombs, too many files, non-images, empty
@@ -106,7 +107,7 @@ def read_class_zip(data: bytes, on_progress: Callable[[int, int], None] | None =
         raise DatasetError("err_zip_not_zip") from None
     with archive:
         members = [info for info in archive.infolist() if not _ignored(info.filename)]
-        _check_members(members)
+        _check_members(members, max_files)
         classes, folders = _class_paths(members)
         if not folders:
             raise DatasetError("err_zip_no_classes")
@@ -153,8 +154,13 @@ def write_class_zip(items: list[tuple[str, str, np.ndarray]]) -> bytes:
 
 
 def augment_archive(archive: ClassArchive, spec: PipelineSpec, copies: int, seed: int,
-                    on_progress: Callable[[int, int], None] | None = None) -> bytes:
-    """The originals plus `copies` augmented draws of each image, as a zip of class folders."""
+                    on_progress: Callable[[int, int], None] | None = None, max_images: int | None = None) -> bytes:
+    """The originals plus `copies` augmented draws of each image, as a zip of class folders; a
+    DatasetError before any work when that would be more than `max_images` images."""
+    total = len(archive.images) * (copies + 1)
+    if max_images is not None and total > max_images:
+        raise DatasetError("err_augment_too_many", images=len(archive.images), copies=copies, total=total,
+                           limit=max_images)
     rng = np.random.default_rng(seed)
     items = []
     for index, item in enumerate(archive.images, start=1):

@@ -670,7 +670,7 @@ def spec_from_dict(data: Any) -> PipelineSpec:
 def spec_from_json(text: str | bytes) -> PipelineSpec:
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deeply
         raise SpecError("err_spec_not_json") from None
     return spec_from_dict(data)
 

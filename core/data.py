@@ -6,18 +6,17 @@ network's input on the training device.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from core.archive import ClassArchive, read_class_zip
+from core.archive import MAX_FILES, ClassArchive, read_class_zip
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS, expression_key
 from core.errors import DatasetError
+from core.settings import DATA_DIR_VARIABLE, settings
 
-DATA_DIR_VARIABLE = "FACELAB_DATA_DIR"
 FER2013_FILE = "fer2013.npz"
 FERPLUS_FILE = "ferplus.npz"  # FER+ votes, row by row beside fer2013.npz
 NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val")
@@ -55,9 +54,22 @@ class Splits:
 
 
 def data_dir() -> Path | None:
-    """The data folder from the FACELAB_DATA_DIR setting, if set."""
-    value = os.environ.get(DATA_DIR_VARIABLE, "").strip()
+    """The server's data folder (the FACELAB_DATA_DIR setting), if set."""
+    value = settings().data_dir
     return Path(value).expanduser() if value else None
+
+
+def data_file(folder: str, name: str = FER2013_FILE) -> Path | None:
+    """`name` inside a folder typed by a person, or None when it is not there. A folder that cannot
+    exist (a name too long, a NUL byte) is a DatasetError, not an OSError. The path is resolved, so
+    every spelling of one folder is one cache entry."""
+    if not folder.strip():
+        return None
+    try:
+        path = (Path(folder.strip()).expanduser() / name).resolve()
+        return path if path.is_file() else None
+    except (OSError, ValueError, RuntimeError):
+        raise DatasetError("err_data_folder_bad") from None
 
 
 def fer2013_path(folder: Path | None = None) -> Path | None:
@@ -206,10 +218,10 @@ def _folder_archive(folder: Path) -> ClassArchive:
 
 
 def load_class_folders(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
-                       seed: int = 0) -> Splits:
+                       seed: int = 0, max_files: int = MAX_FILES) -> Splits:
     """A zip (path or bytes) or folder of class folders, with a stratified validation split."""
     if isinstance(source, (bytes, bytearray)):
-        archive, name = read_class_zip(bytes(source)), "upload.zip"
+        archive, name = read_class_zip(bytes(source), max_files=max_files), "upload.zip"
     else:
         path = Path(source)
         if not path.exists():

@@ -37,3 +37,7 @@ class CheckpointError(UserError):
 
 class TrainingError(UserError):
     """A training request that cannot run as asked."""
+
+
+class RateLimitError(UserError):
+    """A visitor who asked for more than the server allows per time window."""

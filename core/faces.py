@@ -137,7 +137,11 @@ def find_boxes(rgb: np.ndarray, search: str = "auto") -> list[tuple[tuple[int, i
     boxes, scores = _search(gray, FIRST_SIDE, 0)
     first_scale = min(1.0, FIRST_SIDE / max(gray.shape))
     if min((right - left + 1 for left, _, right, _ in boxes), default=0) * first_scale < RETRY_FACE_SIDE:
-        boxes, scores = _search(gray, RETRY_SIDE, 1)
+        # The upsampled search finds the small faces and drops some false ones, but on some photos it finds
+        # nothing where the first search found a face: then the first search's faces stand.
+        retry_boxes, retry_scores = _search(gray, RETRY_SIDE, 1)
+        if retry_boxes or not boxes:
+            boxes, scores = retry_boxes, retry_scores
     found = [(box, score, "hog") for box, score in zip(boxes, scores)]
     cuda = bool(dlib.DLIB_USE_CUDA)
     if search == "hog" or (search == "auto" and found and not cuda):

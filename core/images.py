@@ -46,8 +46,10 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> np.ndarray:
-    """Turn uploaded bytes into an H x W x 3 uint8 RGB array, upright per EXIF.
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES,
+                 max_side: int | None = None) -> np.ndarray:
+    """Turn uploaded bytes into an H x W x 3 uint8 RGB array, upright per EXIF, its longer side
+    shrunk to `max_side` if given (JPEGs are decoded at a reduced scale directly).
 
     Raises ImageError for empty, oversized, unreadable or truncated input. The pixel
     limit is checked from the header, before any pixel is decoded.
@@ -69,11 +71,15 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if max_side is not None and max(width, height) > max_side:
+                image.draft("RGB", (max_side, max_side))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
             image.load()
             image = ImageOps.exif_transpose(image)
     except Exception:  # Pillow raises many types for broken streams
         raise ImageError("err_image_truncated") from None
     rgb = _flatten_alpha(_to_uint8(image))
+    if max_side is not None:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BOX)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 

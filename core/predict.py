@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import sys
@@ -139,6 +140,12 @@ class Predictor:
     def _scores(self, probabilities: np.ndarray) -> dict[str, float]:
         probabilities = probabilities / probabilities.sum()
         return {name: float(p) for name, p in zip(self.classes, probabilities)}
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_predictor() -> Predictor:
+    """The bundled model, loaded once per process and shared by every visitor and the REST route."""
+    return Predictor.from_checkpoint()
 
 
 def faces_table(results: list[tuple[str, list[FaceScores]]]) -> list[dict]:

@@ -68,6 +68,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     out: str = "runs/model.pt"
     resume: bool = False  # continue from the state saved beside `out` after each epoch
+    max_minutes: float | None = None  # wall-time cap: the job stops itself, like Stop, when it is reached
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"freeze": list(self.freeze)}
@@ -83,6 +84,7 @@ class EpochRecord:
     macro_f1: float
     images_per_s: float
     seconds: float
+    val_images: int = 0  # how many validation images the figures cover: fewer after a Stop in epoch 1
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Progress:
     total_epochs: int = 0
     batches_per_epoch: int = 0
     status: str = "starting"  # starting, running, finished, stopped, failed
+    stop_reason: str | None = None  # "stop" (asked) or "time_limit" (the job's wall-time cap)
+    val_size: int = 0  # images in the validation set
     epoch: int = 0
     batch: int = 0
     iteration_loss: list[float] = field(default_factory=list)
@@ -251,10 +255,20 @@ def predict(model: nn.Module, arch: str, dataset: Dataset, device: torch.device,
     return stacked, total_loss / len(stacked)
 
 
-def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.device,
-                   batch_size: int = 256) -> tuple[Metrics, float]:
-    probabilities, loss = predict(model, arch, dataset, device, batch_size)
-    return compute_metrics(dataset.y, probabilities.argmax(axis=1), dataset.classes), loss
+def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
+                   stop: threading.Event | None = None) -> tuple[Metrics, float, int]:
+    """Metrics, mean loss and the number of images scored: all of them, or the first ones when `stop`
+    is set on the way (0 when it was set before the first batch)."""
+    probabilities, loss = predict(model, arch, dataset, device, batch_size, stop)
+    scored = len(probabilities)
+    return compute_metrics(dataset.y[:scored], probabilities.argmax(axis=1), dataset.classes), loss, scored
+
+
+def validation_sample(dataset: Dataset, size: int) -> Dataset:
+    """At most `size` images spread evenly over the set (which may be sorted by class)."""
+    if len(dataset) <= size:
+        return dataset
+    return dataset.subset(np.linspace(0, len(dataset) - 1, size).round().astype(int))
 
 
 def memory_in_use(device: torch.device) -> int:
@@ -271,17 +285,22 @@ def memory_in_use(device: torch.device) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _footprint(arch: str, arch_args_json: str, num_classes: int) -> tuple[int, int]:
-    """(parameters, activation values stored per image) of a network, counted on the CPU."""
+    """(parameters, activation values stored per image) of a network, counted on the meta device
+    (shapes only: no memory is used and no time is spent on weights)."""
     architecture = ARCHITECTURES[arch]
-    model = build_model(arch, num_classes, **(architecture.defaults | json.loads(arch_args_json)))
     activations = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
-             for m in model.modules() if not list(m.children())]
-    with torch.no_grad():
+    with torch.device("meta"), torch.no_grad():
+        model = build_model(arch, num_classes, **(architecture.defaults | json.loads(arch_args_json)))
+        hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
+                 for m in model.modules() if not list(m.children())]
         model.eval()(torch.zeros(1, architecture.channels, architecture.input_size, architecture.input_size))
     for hook in hooks:
         hook.remove()
     return sum(p.numel() for p in model.parameters()), sum(activations)
+
+
+def network_parameters(arch: str, arch_args: dict[str, Any], num_classes: int) -> int:
+    return _footprint(arch, json.dumps(arch_args, sort_keys=True), num_classes)[0]
 
 
 def estimate_batch_memory(arch: str, arch_args: dict[str, Any], batch_size: int, num_classes: int = 7,
@@ -396,8 +415,10 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     progress.total_epochs, progress.batches_per_epoch, progress.classes = config.epochs, steps_per_epoch, splits.classes
+    progress.val_size = len(splits.val)
     progress.status = "running"
     out = Path(config.out)
+    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else math.inf
     first_epoch = 1
     if config.resume and _state_path(out).exists():
         first_epoch = _load_state(_state_path(out), model, optimizer, schedule, scaler, rng, progress) + 1
@@ -409,6 +430,9 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
         order_rng = np.random.default_rng([config.seed, epoch])  # the same on every rank, whatever augmentation drew
         batches = _batches(len(splits.train), config.batch_size, order_rng, sampler, rank, world)
         for index, batch in enumerate(batches, 1):
+            if time.monotonic() > deadline and not stop.is_set():
+                progress.stop_reason = "time_limit"
+                stop.set()
             if stop.is_set():
                 break
             x = torch.from_numpy(splits.train.x[batch]).to(device, non_blocking=True)
@@ -440,9 +464,15 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
         if seen == 0 or (stop.is_set() and progress.checkpoint is not None):
             break  # stopped: keep the best checkpoint so far without another validation pass
         if rank == 0:
-            metrics, val_loss = evaluate_model(model, arch, splits.val, device)
+            metrics, val_loss, validated = evaluate_model(model, arch, splits.val, device, config.batch_size, stop)
+            if validated < len(splits.val):  # Stop came before or during validation
+                if progress.checkpoint is not None:
+                    break
+                # No checkpoint yet: score one more batch, spread over the classes, so the run keeps its weights.
+                sample = validation_sample(splits.val, config.batch_size)
+                metrics, val_loss, validated = evaluate_model(model, arch, sample, device, config.batch_size)
             record = EpochRecord(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, metrics.accuracy,
-                                 metrics.macro_f1, progress.images_per_s, time.perf_counter() - started)
+                                 metrics.macro_f1, progress.images_per_s, time.perf_counter() - started, validated)
             progress.epochs.append(record)
             progress.last_metrics = metrics
             if metrics.accuracy > progress.best_accuracy:
@@ -456,6 +486,8 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
         if stop.is_set():
             break
     progress.eta_s = 0.0
+    if stop.is_set():
+        progress.stop_reason = progress.stop_reason or "stop"
     progress.status = "stopped" if stop.is_set() else "finished"
     return progress
 
@@ -524,6 +556,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/model.pt", help="where the best checkpoint is written")
     parser.add_argument("--resume", action="store_true",
                         help="save the training state after every epoch and continue from it if present")
+    parser.add_argument("--max-minutes", type=float, help="stop, keeping the best checkpoint, after this long")
     return parser
 
 
@@ -548,7 +581,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         freeze=tuple(name for name in args.freeze.split(",") if name), lr_multipliers=_parse_multipliers(args.lr_mult),
         balance=args.balance, augment=augment, label_smoothing=args.label_smoothing, amp=not args.no_amp,
         seed=args.seed, init_checkpoint=args.init_checkpoint, pretrained=args.pretrained,
-        val_fraction=args.val_fraction, out=args.out, resume=args.resume)
+        val_fraction=args.val_fraction, out=args.out, resume=args.resume, max_minutes=args.max_minutes)
 
 
 def data_for(config: TrainConfig) -> Splits:

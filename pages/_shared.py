@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.errors import UserError
 from core.i18n import LANGUAGES, translate
 from core.images import decode_image, encode_jpeg, limit_size, sample_photo
+from core.settings import settings
 
-# Session key of the checkpoint path the prediction page uses (set by "Use for prediction").
+# Session key of the checkpoint (its bytes) the prediction page uses, set by "Use for prediction".
 MODEL_FOR_PREDICTION = "prediction_checkpoint"
 
 
@@ -57,13 +60,24 @@ def choice_key(key: str, default: object) -> str:
     return widget_key
 
 
+def session_id() -> str:
+    """This browser session's id, as the server knows it."""
+    return get_script_run_ctx().session_id
+
+
+def session_alive(session: str) -> bool:
+    """Whether a session is still connected (a visitor who closed the tab is not). Without a server
+    runtime (AppTest) no session is known to have gone."""
+    return not runtime.exists() or runtime.get_instance().is_active_session(session)
+
+
 def show_error(error: UserError) -> None:
     st.error(error.message(lang()), icon="⚠️")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _decode(data: bytes) -> np.ndarray:
-    return decode_image(data)
+def _decode(data: bytes, max_side: int) -> np.ndarray:
+    return decode_image(data, max_side=max_side)
 
 
 @st.cache_resource(show_spinner=False)
@@ -86,7 +100,7 @@ def image_input(key: str, max_side: int | None = None) -> np.ndarray | None:
             st.info(tr("waiting_for_photo"))
             return None
         try:
-            image = _decode(widget.getvalue())
+            image = _decode(widget.getvalue(), max_side or settings().max_photo_side)
         except UserError as error:
             show_error(error)
             return None

@@ -10,6 +10,7 @@ from core import augment as aug
 from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
 from core.images import side_by_side
+from core.settings import settings
 from pages._shared import choice_key, histogram, image_input, kernel_heatmap, show_error, tr
 
 PREVIEW_SIDE = 512
@@ -272,11 +273,13 @@ def dataset_tab(image: np.ndarray) -> None:
         progress = st.progress(0.0, text=tr("dataset_reading"))
         try:
             archive = read_class_zip(upload.getvalue(), lambda done, total: progress.progress(
-                done / total, text=tr("dataset_reading_n", done=done, total=total)))
+                done / total, text=tr("dataset_reading_n", done=done, total=total)),
+                max_files=settings().max_dataset_images)
             st.write(tr("dataset_counts"), archive.counts())
             spec = aug.spec_from_dict(st.session_state.get("pipeline_spec") or aug.spec_to_dict(aug.default_pipeline()))
             result = augment_archive(archive, spec, copies, int(ds_seed), lambda done, total: progress.progress(
-                done / total, text=tr("dataset_augmenting_n", done=done, total=total)))
+                done / total, text=tr("dataset_augmenting_n", done=done, total=total)),
+                max_images=settings().max_augmented_images)
         except UserError as error:
             progress.empty()
             show_error(error)

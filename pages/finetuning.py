@@ -1,46 +1,47 @@
 """Fine-tuning: pick data and a network, freeze layers, set rates, train with live curves."""
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
-from pathlib import Path
+import hashlib
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.classes import display_name
-from core.data import DATA_DIR_VARIABLE, FER2013_FILE, LABEL_SOURCES, Splits, load_class_folders, load_npz, subsample
+from core.data import (DATA_DIR_VARIABLE, FER2013_FILE, LABEL_SOURCES, Splits, data_file, load_class_folders, load_npz,
+                       subsample)
 from core.device import best_device
 from core.errors import UserError
-from core.jobs import Job, server_runner
+from core.jobs import Job, available_memory, check_job, offered_architectures, server_runner
 from core.metrics import Metrics, smooth
+from core.settings import settings
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
 from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
-from pages._shared import MODEL_FOR_PREDICTION, lang, show_error, tr
+from pages._shared import MODEL_FOR_PREDICTION, lang, session_alive, session_id, show_error, tr
 
 st.title(tr("ft_title"))
 st.markdown(tr("ft_intro"))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _fer2013(path: str, labels: str) -> Splits:
     return load_npz(path, labels)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
 def _class_folders(data: bytes, size: int, channels: int, seed: int) -> Splits:
-    return load_class_folders(data, size, channels, seed=seed)
+    """The uploaded zip's data set, kept in this session only (one at a time, never copied per rerun)."""
+    key = (hashlib.sha256(data).hexdigest(), size, channels, seed)
+    held = st.session_state.get("ft_zip_splits")
+    if held is None or held[0] != key:
+        st.session_state.pop("ft_zip_splits", None)  # free the previous data set before reading the next
+        splits = load_class_folders(data, size, channels, seed=seed, max_files=settings().max_dataset_images)
+        st.session_state["ft_zip_splits"] = held = (key, splits)
+    return held[1]
 
 
 @st.cache_data(show_spinner=False)
 def _memory(arch: str, arch_args_items: tuple, batch: int, measure: bool) -> tuple[int, bool]:
     return estimate_batch_memory(arch, dict(arch_args_items), batch, measure=measure)
-
-
-def _session_id() -> str:
-    return st.session_state.setdefault("session_id", uuid.uuid4().hex)
 
 
 def _class_chart(splits: Splits) -> go.Figure:
@@ -54,23 +55,27 @@ def _class_chart(splits: Splits) -> go.Figure:
 # --------------------------------------------------------------------------- data
 
 st.header(tr("ft_data"))
-default_dir = os.environ.get(DATA_DIR_VARIABLE, "")
-data_folder = st.text_input(tr("ft_data_dir", variable=DATA_DIR_VARIABLE), value=default_dir, key="ft_data_dir",
-                            help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE))
+if settings().hosted:  # the host fixes the data folder; a visitor neither sees nor types a server path
+    data_folder = settings().data_dir
+else:
+    data_folder = st.text_input(tr("ft_data_dir", variable=DATA_DIR_VARIABLE), value=settings().data_dir,
+                                key="ft_data_dir", help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE))
 source = st.radio(tr("ft_source"), [*LABEL_SOURCES, "zip"], horizontal=True, key="ft_source",
                   format_func=lambda s: tr(f"ft_source_{s}"))
 
 left, right = st.columns([2, 1])
-arch = right.selectbox(tr("ft_arch"), list(ARCHITECTURES), key="ft_arch", format_func=lambda a: tr(f"arch_{a}"))
+arch = right.selectbox(tr("ft_arch"), offered_architectures(settings()), key="ft_arch",
+                       format_func=lambda a: tr(f"arch_{a}"))
 architecture = ARCHITECTURES[arch]
 seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed")
 
 splits: Splits | None = None
 try:
     if source in LABEL_SOURCES:
-        path = Path(data_folder).expanduser() / FER2013_FILE if data_folder else None
-        if path is None or not path.exists():
-            left.warning(tr("ft_fer_missing", file=FER2013_FILE, variable=DATA_DIR_VARIABLE))
+        path = data_file(data_folder)
+        if path is None:
+            left.warning(tr("ft_fer_missing_hosted" if settings().hosted else "ft_fer_missing", file=FER2013_FILE,
+                            variable=DATA_DIR_VARIABLE))
         else:
             splits = _fer2013(str(path), source)
     else:
@@ -115,7 +120,8 @@ can_train = True
 if start == "imagenet":
     weights = pretrained_path(arch)
     if weights is None or not weights.exists():
-        c2.warning(tr("ft_imagenet_missing", path=str(weights) if weights else "-"))
+        c2.warning(tr("ft_imagenet_missing_hosted") if settings().hosted
+                   else tr("ft_imagenet_missing", path=str(weights) if weights else "-"))
     else:
         pretrained = True
 elif from_checkpoint:
@@ -158,10 +164,12 @@ optimizer = c1.selectbox(tr("ft_optimizer"), OPTIMIZERS, key="ft_optimizer", for
 lr = c1.number_input(tr("ft_lr"), 1e-5, 1.0, 0.05 if optimizer == "sgd" else 0.001, format="%.5f",
                      key=f"ft_lr_{optimizer}")
 schedule = c2.selectbox(tr("ft_schedule"), SCHEDULES, key="ft_schedule", format_func=lambda s: tr(f"sched_{s}"))
-epochs = c2.slider(tr("ft_epochs"), 1, 50, 5, key="ft_epochs")
+epochs = c2.slider(tr("ft_epochs"), 1, settings().max_epochs or 50, 5, key="ft_epochs")
 batch_size = c3.select_slider(tr("ft_batch"), [8, 16, 32, 64, 128, 256, 512], 64, key="ft_batch")
 memory, measured = _memory(arch, tuple(sorted(arch_args.items())), batch_size, not server_runner().running())
 c3.caption(tr("ft_memory_measured" if measured else "ft_memory_estimated", mb=memory / 2**20))
+if settings().max_epochs is not None:
+    c2.caption(tr("ft_epochs_limit", limit=settings().max_epochs))
 balance = c4.radio(tr("ft_balance"), BALANCING, key="ft_balance", format_func=lambda b: tr(f"balance_{b}"))
 on_cuda = best_device().type == "cuda"
 amp = c4.checkbox(tr("ft_amp"), value=on_cuda, disabled=not on_cuda, key="ft_amp", help=tr("ft_amp_help"))
@@ -178,34 +186,50 @@ elif augment_choice == "page":
 
 # --------------------------------------------------------------------------- the run
 
+
+def _other_job(other: Job) -> None:
+    """Another visitor's job holds the slot: its progress, when it frees, and Stop if its visitor has gone."""
+    if not other.running:
+        st.rerun()  # the slot is free: redraw the page with Train enabled
+    left = other.seconds_left()
+    st.warning(tr("ft_slot_busy", minutes=tr("unit_minutes", value=f"{left / 60:.1f}") if left is not None else "…"))
+    progress = other.progress
+    st.progress(progress.fraction, text=tr("ft_other_progress", epoch=progress.epoch, epochs=progress.total_epochs,
+                                           arch=tr(f"arch_{other.config.arch}")))
+    if other.stoppable_by(session_id(), session_alive):
+        st.caption(tr("ft_orphan_job"))
+        if st.button(tr("ft_stop_orphan"), key="ft_stop_orphan"):
+            other.stop.set()
+
+
 runner = server_runner()
 job: Job | None = st.session_state.get("ft_job")
-if "ft_out_dir" not in st.session_state:
-    st.session_state["ft_out_dir"] = tempfile.mkdtemp(prefix="facelab-")
 config = TrainConfig(
     data=splits.source, labels=source if source in LABEL_SOURCES else "fer2013", arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
     init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`
-    out=str(Path(st.session_state["ft_out_dir"]) / f"{arch}_{uuid.uuid4().hex[:8]}.pt"),
+    out=f"{arch}.pt", max_minutes=settings().max_job_minutes,
 )
+try:
+    check_job(config, len(splits.classes), settings(), memory, available_memory(best_device()))
+except UserError as error:
+    show_error(error)
+    can_train = False
 
+others = [j for j in runner.running() if j is not job]
 b1, b2, _ = st.columns([1, 1, 4])
-if b1.button(tr("ft_train"), type="primary", key="ft_train_button", disabled=bool(job and job.running) or not can_train):
+if b1.button(tr("ft_train"), type="primary", key="ft_train_button",
+             disabled=bool(job and job.running) or bool(others) or not can_train):
     try:
-        st.session_state["ft_job"] = runner.start(config, splits, _session_id(), init)
+        st.session_state["ft_job"] = runner.start(config, splits, session_id(), init, memory)
         st.rerun()  # redraw the buttons (Train off, Stop on) and switch to the live view
     except UserError as error:
         show_error(error)
 if b2.button(tr("ft_stop"), key="ft_stop_button", disabled=not (job and job.running)):
     job.stop.set()
-
-others = [j for j in runner.running() if j is not job]
 if others:
-    other = others[0].progress
-    st.warning(tr("err_job_busy"))
-    st.progress(other.fraction, text=tr("ft_other_progress", epoch=other.epoch, epochs=other.total_epochs,
-                                        eta=(other.eta_s or 0) / 60))
+    st.fragment(run_every=2.0)(_other_job)(others[0])
 
 with st.expander(tr("ft_definitions")):
     st.markdown(tr("ft_definitions_body"))
@@ -237,6 +261,10 @@ def _show_progress(job: Job) -> None:
         show_error(job.failure)
     elif progress.error:
         st.error(tr("ft_failed", error=progress.error))
+    if progress.stop_reason == "time_limit":
+        st.info(tr("ft_time_limit", minutes=job.config.max_minutes))
+    if progress.done and progress.epochs and 0 < progress.epochs[-1].val_images < progress.val_size:
+        st.info(tr("ft_partial_validation", images=progress.epochs[-1].val_images, total=progress.val_size))
     eta = "0" if progress.done else f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
     st.progress(progress.fraction, text=tr(f"ft_status_{progress.status}", epoch=progress.epoch,
                                            epochs=progress.total_epochs, batch=progress.batch,
@@ -298,14 +326,14 @@ def live_view() -> None:
 
 
 def finished(job: Job) -> None:
-    checkpoint = job.progress.checkpoint
-    if not checkpoint or not Path(checkpoint).exists():
+    checkpoint = job.checkpoint
+    if checkpoint is None:
         st.info(tr("ft_no_checkpoint_written"))
         return
     st.session_state["ft_last_checkpoint"] = checkpoint
     st.success(tr("ft_done", accuracy=job.progress.best_accuracy, epoch=job.progress.best_epoch))
     d1, d2 = st.columns(2)
-    d1.download_button(tr("ft_download"), lambda: Path(checkpoint).read_bytes(), Path(checkpoint).name,
+    d1.download_button(tr("ft_download"), checkpoint, f"{job.config.arch}_{hashlib.sha256(checkpoint).hexdigest()[:8]}.pt",
                        "application/octet-stream", key="ft_download")
     if d2.button(tr("ft_use_for_prediction"), key="ft_use"):
         st.session_state[MODEL_FOR_PREDICTION] = checkpoint

@@ -1,6 +1,7 @@
 """Expression prediction: every face's box and class scores, drawn, charted and as Emotion API JSON."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -11,15 +12,17 @@ from core.attention import overlay
 from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import colour, display_name
 from core.errors import UserError
+from core.errors import RateLimitError
 from core.images import decode_image, limit_size
-from core.predict import FaceScores, Predictor, faces_table, labels_above, table_csv
-from pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, show_error,
-                           tr)
+from core.limits import RateLimiter
+from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
+from core.settings import settings
+from pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, session_id,
+                           show_error, tr)
 
 DISPLAY_SIDE = 1600
 MAIN_COLUMN_PX = 730  # the usual width of the page's main column, to size box labels in image pixels
 LABEL_CHAR_PX, LABEL_WIDE_CHAR_PX, LABEL_HEIGHT_PX = 7.5, 13, 20  # a 13 px label font; CJK is wider
-MAX_PHOTOS = 20
 MAX_EXPLAINED_FACES = 6  # Grad-CAM costs a backward pass per face
 
 st.title(tr("pred_title"))
@@ -28,22 +31,34 @@ st.caption(tr("privacy_line"))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _predictor(source: str, data: bytes | None = None) -> Predictor:
-    return Predictor.from_checkpoint(data if data is not None else (None if source == "bundled" else source))
+def _predictor(digest: str, _data: bytes) -> Predictor:
+    """A checkpoint's predictor, cached by the digest of its bytes (the bytes themselves are not hashed)."""
+    return Predictor.from_checkpoint(_data)
 
 
+@st.cache_resource(show_spinner=False)
+def _prediction_limiter(per_minute: int | None) -> RateLimiter:
+    return RateLimiter(per_minute, 60)
+
+
+# Cached by the model's digest and the photos' bytes, so one model's scores are never shown for another.
 @st.cache_data(show_spinner=False, max_entries=16)
-def _predict(_predictor: Predictor, images: list[np.ndarray], tta: bool, search: str,
-             model_id: int = 0) -> list[list[FaceScores]]:
-    return _predictor.predict_many(images, tta, search)
+def _predict(_predictor: Predictor, model: str, _images: list[np.ndarray], photos: str, tta: bool,
+             search: str) -> list[list[FaceScores]]:
+    return _predictor.predict_many(_images, tta, search)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _explain(_predictor: Predictor, image: np.ndarray, _face, class_index: int, box: tuple, model_id: int = 0):
-    return _predictor.explain(image, _face, class_index)
+def _explain(_predictor: Predictor, model: str, _image: np.ndarray, photo: str, _face, class_index: int, box: tuple):
+    return _predictor.explain(_image, _face, class_index)
 
 
-def _choose_model() -> Predictor | None:
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _choose_model() -> tuple[Predictor, str] | None:
+    """The chosen model's predictor and an id of its weights ("bundled", or the checkpoint's digest)."""
     options = ["bundled"]
     trained = st.session_state.get(MODEL_FOR_PREDICTION) or st.session_state.get("ft_last_checkpoint")
     if trained:
@@ -51,21 +66,22 @@ def _choose_model() -> Predictor | None:
     options.append("upload")
     handed = st.session_state.get(MODEL_FOR_PREDICTION)
     key = choice_key("pred_model", "session" if handed else "bundled")
-    if handed and st.session_state.get("pred_model_handed") != handed:  # "Use for prediction" selects it once
-        st.session_state["pred_model_handed"] = handed
+    if handed and st.session_state.get("pred_model_handed") != _digest(handed):  # "Use for prediction" selects it once
+        st.session_state["pred_model_handed"] = _digest(handed)
         st.session_state[key] = "session"
     choice = st.radio(tr("pred_model"), options, horizontal=True, key=key, persist_state="page",
                       format_func=lambda o: tr(f"pred_model_{o}"))
     try:
         if choice == "bundled":
-            return _predictor("bundled")
+            return bundled_predictor(), "bundled"
         if choice == "session":
-            return _predictor(trained)
+            return _predictor(_digest(trained), trained), _digest(trained)
         upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
         if upload is None:
             st.info(tr("pred_waiting_for_checkpoint"))
             return None
-        return _predictor("upload", upload.getvalue())
+        data = upload.getvalue()
+        return _predictor(_digest(data), data), _digest(data)
     except UserError as error:
         show_error(error)
         if choice == "bundled" and not BUNDLED_CHECKPOINT.exists():
@@ -73,27 +89,36 @@ def _choose_model() -> Predictor | None:
         return None
 
 
-def _inputs() -> list[tuple[str, np.ndarray]]:
-    """(name, RGB) pairs from the sample, several uploads or the camera; bad files are reported and skipped."""
+def _inputs() -> list[tuple[str, str, np.ndarray]]:
+    """(name, digest, RGB) of the sample, several uploads or the camera; bad files are reported and skipped.
+    Photos are shrunk as they are decoded, and a run holds at most the server's photo budget."""
     source = st.segmented_control(tr("image_source"), ["sample", "upload", "camera"], default="sample",
                                   format_func=lambda s: tr(f"source_{s}"), key="pred_source") or "sample"
     if source == "sample":
         st.caption(tr("sample_credit"))
-        return [("astronaut.png", cached_sample_photo())]
+        return [("astronaut.png", "sample", cached_sample_photo())]
     if source == "camera":
         shot = st.camera_input(tr("take_photo"), key="pred_camera")
         files = [shot] if shot else []
     else:
         files = st.file_uploader(tr("pred_upload"), accept_multiple_files=True, key="pred_upload") or []
-    if len(files) > MAX_PHOTOS:
-        st.warning(tr("pred_too_many", limit=MAX_PHOTOS))
-        files = files[:MAX_PHOTOS]
-    images = []
+    limits = settings()
+    if len(files) > limits.max_photos:
+        st.warning(tr("pred_too_many", limit=limits.max_photos))
+        files = files[:limits.max_photos]
+    images, pixels = [], 0
     for file in files:
         try:
-            images.append((file.name, decode_image(file.getvalue())))
+            data = file.getvalue()
+            rgb = decode_image(data, max_side=limits.max_photo_side)
         except UserError as error:
             st.error(f"{file.name}: {error.message(lang())}", icon="⚠️")
+            continue
+        pixels += rgb.shape[0] * rgb.shape[1]
+        if pixels > limits.max_megapixels_per_run * 1e6:
+            st.error(tr("err_photos_pixels", megapixels=pixels / 1e6, limit=limits.max_megapixels_per_run), icon="⚠️")
+            break
+        images.append((file.name, _digest(data), rgb))
     if not files:
         st.info(tr("waiting_for_photo"))
     return images
@@ -134,51 +159,75 @@ def _scores_figure(face: FaceScores, number: int) -> go.Figure:
     return figure
 
 
-predictor = _choose_model()
-tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
-search = "thorough" if st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help")) else "auto"
-images = _inputs()
-if predictor is None or not images:
-    st.stop()
+def _allowed(run: str) -> bool:
+    """Whether this session may run a new prediction now; a rerun of the last one is free."""
+    if st.session_state.get("pred_last_run") == run:
+        return True
+    limiter = _prediction_limiter(settings().predictions_per_minute)
+    if not limiter.allow(session_id()):
+        show_error(RateLimitError("err_rate_limited_predict", seconds=limiter.retry_after(session_id())))
+        return False
+    st.session_state["pred_last_run"] = run
+    return True
 
-with st.spinner(tr("pred_running")):
-    predictions = _predict(predictor, [rgb for _, rgb in images], tta, search, id(predictor))
-results = list(zip([name for name, _ in images], predictions))
 
-if len(images) > 1:
-    rows = faces_table(results)
-    st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
-    if rows:
-        shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
-        labels = {name: st.column_config.NumberColumn(display_name(name, lang()), format="percent")
-                  if name in predictor.classes else tr(f"pred_col_{name}") for name in rows[0]}
-        st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels)
-        st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
+def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, str, np.ndarray]], tta: bool,
+                     search: str) -> None:
+    photos = "/".join(digest for _, digest, _ in images)
+    if not _allowed(f"{model}|{photos}|{tta}|{search}"):
+        return
+    with st.spinner(tr("pred_running")):
+        predictions = _predict(predictor, model, [rgb for _, _, rgb in images], photos, tta, search)
+    results = list(zip([name for name, _, _ in images], predictions))
 
-explained_photo = next((index for index, faces in enumerate(predictions) if faces), None)
-for index, ((name, rgb), faces) in enumerate(zip(images, predictions)):
-    st.subheader(name)
-    if not faces:
-        st.warning(tr("pred_no_face"))
-        st.image(limit_size(rgb, 800))
-        continue
-    st.plotly_chart(_photo_figure(rgb, faces), key=f"pred_photo_{index}")
-    columns = st.columns(min(3, len(faces)))
-    for number, face in enumerate(faces, start=1):
-        columns[(number - 1) % len(columns)].plotly_chart(_scores_figure(face, number), key=f"pred_bar_{index}_{number}")
-    api = [face.to_api() for face in faces]
-    with st.expander(tr("pred_json")):
-        st.json(api)
-    st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
-                       key=f"pred_json_{index}")
-    if st.toggle(tr("pred_why"), value=index == explained_photo, key=f"pred_why_{index}"):
-        st.markdown(tr("pred_why_body"))
-        if len(faces) > MAX_EXPLAINED_FACES:
-            st.caption(tr("pred_why_largest", shown=MAX_EXPLAINED_FACES, faces=len(faces)))
-        for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
-            explanation = _explain(predictor, rgb, face.face, predictor.classes.index(face.top_class), face.box,
-                                   id(predictor))
-            c1, c2, c3 = st.columns(3)
-            c1.image(explanation.crop, caption=tr("pred_face_n", n=number) + f" · {_label(face)}")
-            c2.image(overlay(explanation.crop, explanation.grad_cam), caption=tr("pred_gradcam"))
-            c3.image(overlay(explanation.crop, explanation.attention), caption=tr("pred_attention"))
+    if len(images) > 1:
+        rows = faces_table(results)
+        st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
+        if rows:
+            shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
+            labels = {name: st.column_config.NumberColumn(display_name(name, lang()), format="percent")
+                      if name in predictor.classes else tr(f"pred_col_{name}") for name in rows[0]}
+            st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels)
+            st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
+
+    explained_photo = next((index for index, faces in enumerate(predictions) if faces), None)
+    for index, ((name, digest, rgb), faces) in enumerate(zip(images, predictions)):
+        st.subheader(name)
+        if not faces:
+            st.warning(tr("pred_no_face"))
+            st.image(limit_size(rgb, 800))
+            continue
+        st.plotly_chart(_photo_figure(rgb, faces), key=f"pred_photo_{index}")
+        columns = st.columns(min(3, len(faces)))
+        for number, face in enumerate(faces, start=1):
+            columns[(number - 1) % len(columns)].plotly_chart(_scores_figure(face, number),
+                                                              key=f"pred_bar_{index}_{number}")
+        api = [face.to_api() for face in faces]
+        with st.expander(tr("pred_json")):
+            st.json(api)
+        st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
+                           key=f"pred_json_{index}")
+        if st.toggle(tr("pred_why"), value=index == explained_photo, key=f"pred_why_{index}"):
+            st.markdown(tr("pred_why_body"))
+            if len(faces) > MAX_EXPLAINED_FACES:
+                st.caption(tr("pred_why_largest", shown=MAX_EXPLAINED_FACES, faces=len(faces)))
+            for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
+                explanation = _explain(predictor, model, rgb, digest, face.face,
+                                       predictor.classes.index(face.top_class), face.box)
+                c1, c2, c3 = st.columns(3)
+                c1.image(explanation.crop, caption=tr("pred_face_n", n=number) + f" · {_label(face)}")
+                c2.image(overlay(explanation.crop, explanation.grad_cam), caption=tr("pred_gradcam"))
+                c3.image(overlay(explanation.crop, explanation.attention), caption=tr("pred_attention"))
+
+
+def main() -> None:
+    """The whole page, in a function so that no decoded photo outlives the run in a module global."""
+    chosen = _choose_model()
+    tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
+    thorough = st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help"))
+    images = _inputs()
+    if chosen is not None and images:
+        show_predictions(*chosen, images, tta, "thorough" if thorough else "auto")
+
+
+main()

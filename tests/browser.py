@@ -28,38 +28,45 @@ def require_browser() -> None:
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
-def running_app(timeout: float = 90.0):
-    """Yield the base URL of the app served by `streamlit run` on 127.0.0.1."""
-    port = _free_port()
+def running_server(timeout: float = 90.0):
+    """(base URL, process) of `streamlit run app.py` (the app and its REST routes) on 127.0.0.1."""
+    port = free_port()
     env = os.environ | {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and process.poll() is None:
             with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                if urllib.request.urlopen(f"{url}/healthz", timeout=2).status == 200:
                     break
             time.sleep(0.5)
         else:
-            pytest.fail("the Streamlit app did not start")
-        yield url
+            pytest.fail("`streamlit run app.py` did not answer /healthz")
+        yield url, process
     finally:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
         if process.poll() is None:
             process.kill()
+
+
+@contextlib.contextmanager
+def running_app(timeout: float = 90.0):
+    """Yield the base URL of the app served on 127.0.0.1."""
+    with running_server(timeout) as (url, _):
+        yield url
 
 
 @contextlib.contextmanager

@@ -53,3 +53,13 @@ def rgb_image() -> np.ndarray:
 @pytest.fixture
 def png_bytes() -> bytes:
     return encode(gradient_image(16, 20), "PNG")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings are read once per process; a test that changes the environment sees its change."""
+    from core.settings import settings
+
+    settings.cache_clear()
+    yield
+    settings.cache_clear()

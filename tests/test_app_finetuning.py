@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import server_runner
@@ -44,6 +47,9 @@ def _tiny_fer(folder, per_class: int = 20) -> None:
 def page_factory(tmp_path, monkeypatch):
     _tiny_fer(tmp_path)
     monkeypatch.setenv("FACELAB_DATA_DIR", str(tmp_path))
+    # AppTest gives every app the same session id: give each its own, and count them all as connected
+    monkeypatch.setattr("pages._shared.session_id", lambda: st.session_state.setdefault("test_id", uuid.uuid4().hex))
+    monkeypatch.setattr("pages._shared.session_alive", lambda session: True)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(APP, default_timeout=180)
@@ -81,7 +87,8 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
     assert any("Epoch 2: validation accuracy" in s.value for s in at.subheader)
     assert any("Best validation accuracy" in s.value for s in at.success)
     at.button(key="ft_use").click().run()
-    assert at.session_state["prediction_checkpoint"] == job.progress.checkpoint
+    assert at.session_state["prediction_checkpoint"] == job.checkpoint
+    assert not Path(job.config.out).parent.exists()  # the job's folder went with the job
 
 
 def test_fer_plus_votes_train_an_8_class_model(page_factory):
@@ -105,11 +112,58 @@ def test_second_start_sees_busy_message_then_stop(page_factory):
     try:
         assert job.running
         second = page_factory()
-        second.button(key="ft_train_button").click().run()
-        warnings = " ".join(w.value for w in second.warning) + " ".join(e.value for e in second.error)
-        assert "Another training job is running on this server" in warnings
+        assert second.button(key="ft_train_button").disabled
+        warnings = " ".join(w.value for w in second.warning)
+        assert "Another visitor's training job is using this server's training slot" in warnings
+        assert "min" in warnings and "Running job (" in " ".join(p.text for p in second.get("progress"))
+        assert not second.get("button") or "ft_stop_orphan" not in [b.key for b in second.button]
         assert "ft_job" not in second.session_state
     finally:
         first.button(key="ft_stop_button").click().run()
     _wait(first, 60)
     assert job.progress.status == "stopped"
+
+
+def test_hosted_mode_shows_no_server_path_and_no_oversized_network(page_factory, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELAB_HOSTED", "1")
+    at = page_factory()
+    assert [t.key for t in at.text_input] == []  # no data-folder box
+    page_text = " ".join(str(e.value) for kind in ("markdown", "caption", "warning", "info") for e in at.get(kind))
+    assert str(tmp_path) not in page_text
+    assert "vgg16" not in at.selectbox(key="ft_arch").options and "Face VGG" in " ".join(at.selectbox(key="ft_arch").options)
+    assert at.slider(key="ft_epochs").max == 30
+    at.radio(key="ft_source").set_value("ferplus").run()  # the host's FER2013 is still offered
+    assert not at.exception and not at.warning
+
+
+def test_a_data_folder_that_cannot_exist_is_a_message(page_factory):
+    at = page_factory()
+    at.text_input(key="ft_data_dir").input("x" * 5000).run()
+    assert not at.exception
+    assert "not a folder name that can exist" in " ".join(e.value for e in at.error)
+
+
+def test_a_batch_over_the_memory_limit_disables_train(page_factory, monkeypatch):
+    monkeypatch.setenv("FACELAB_HOSTED", "1")
+    at = page_factory()
+    at.select_slider(key="ft_batch").set_value(512).run()
+    at.select_slider(key="ft_width").set_value(64).run()
+    assert "needs about" in " ".join(e.value for e in at.error)
+    assert at.button(key="ft_train_button").disabled
+
+
+def test_a_job_whose_visitor_left_can_be_stopped_by_another(page_factory, monkeypatch):
+    first = page_factory()
+    first.slider(key="ft_epochs").set_value(50).run()
+    first.button(key="ft_train_button").click().run()
+    job = first.session_state["ft_job"]
+    try:
+        monkeypatch.setattr("pages._shared.session_alive", lambda session: session != job.owner)
+        second = page_factory()
+        assert "has left" in " ".join(c.value for c in second.caption)
+        second.button(key="ft_stop_orphan").click().run()
+        job.thread.join(timeout=60)
+        assert job.progress.status == "stopped"
+    finally:
+        job.stop.set()
+        job.thread.join(timeout=60)

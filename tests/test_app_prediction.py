@@ -1,6 +1,7 @@
 """AppTest for the prediction page: the sample, an uploaded photo, a photo without a face, a non-image."""
 from __future__ import annotations
 
+import gc
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.checkpoint import make_meta, save_checkpoint
 from core.classes import EXPRESSION_KEYS
 from core.images import encode_png, sample_photo
+from core.settings import Settings
 from models.registry import build_model
 from pages._shared import MODEL_FOR_PREDICTION
 from tests.test_app import APP
@@ -20,7 +22,7 @@ def page(tmp_path) -> AppTest:
     checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("face_vgg", len(EXPRESSION_KEYS), width=8),
                                  make_meta("face_vgg", {"width": 8}, EXPRESSION_KEYS))
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[MODEL_FOR_PREDICTION] = str(checkpoint)
+    at.session_state[MODEL_FOR_PREDICTION] = checkpoint.read_bytes()
     at.run()
     at.switch_page("pages/prediction.py")
     at.run()
@@ -77,3 +79,32 @@ def test_a_thorough_search_finds_the_same_sample_face(page):
     assert not page.exception, [e.value for e in page.exception]
     after = json.loads(page.json[0].value)
     assert len(after) == 1 and after[0]["faceRectangle"] == before[0]["faceRectangle"]
+
+
+def _sample_upload() -> tuple[str, bytes, str]:
+    return ("astronaut.png", encode_png(sample_photo()), "image/png")
+
+
+def test_hosted_rate_limit_says_when_to_try_again(page, monkeypatch):
+    monkeypatch.setattr("core.settings.settings", lambda: Settings(predictions_per_minute=1))
+    page.toggle(key="pred_tta").set_value(True).run()  # the one new prediction allowed this minute
+    assert page.json
+    page.toggle(key="pred_thorough").set_value(True).run()  # another one
+    assert not page.json and "Try again in about" in " ".join(e.value for e in page.error)
+    page.toggle(key="pred_thorough").set_value(False).run()  # the last one again costs nothing
+    assert page.json and not page.error
+
+
+def test_photos_over_the_pixel_budget_of_a_run_are_refused(page, monkeypatch):
+    monkeypatch.setattr("core.settings.settings", lambda: Settings(max_megapixels_per_run=0.5))
+    _upload(page, _sample_upload(), ("second.png", encode_png(sample_photo()), "image/png"))
+    assert "the limit per run is 0" in " ".join(e.value for e in page.error)
+    assert len(page.json) == 1  # the first photo (0.26 MP) is still shown
+
+
+def test_a_huge_photo_is_shrunk_and_not_kept_after_the_run(page):
+    _upload(page, ("huge.png", encode_png(np.zeros((6000, 5000, 3), np.uint8)), "image/png"))
+    assert any("No face was found" in w.value for w in page.warning)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if type(o) is np.ndarray and o.ndim == 3 and max(o.shape) > 2048]
+    assert alive == [], [o.shape for o in alive]

@@ -170,18 +170,17 @@ def test_total_size_limit(monkeypatch):
     assert read_class_zip(data).counts() == {"happy": 3, "sad": 1}
 
 
-def test_too_many_files(monkeypatch):
-    monkeypatch.setattr(archive_module, "MAX_FILES", 5)
+def test_too_many_files():
     entries = {f"happy/{i}.png": small_png(i) for i in range(3)} | {f"sad/{i}.png": small_png(i) for i in range(3)}
-    error = dataset_error(make_zip(entries))
-    assert error.key == "err_zip_too_many_files"
-    assert "6" in str(error) and "5" in str(error)
+    with pytest.raises(DatasetError) as info:
+        read_class_zip(make_zip(entries), max_files=5)
+    assert info.value.key == "err_zip_too_many_files"
+    assert "6" in str(info.value) and "5" in str(info.value)
 
 
-def test_file_limit_is_inclusive(monkeypatch):
-    monkeypatch.setattr(archive_module, "MAX_FILES", 4)
+def test_file_limit_is_inclusive():
     entries = {f"happy/{i}.png": small_png(i) for i in range(2)} | {f"sad/{i}.png": small_png(i) for i in range(2)}
-    assert read_class_zip(make_zip(entries)).counts() == {"happy": 2, "sad": 2}
+    assert read_class_zip(make_zip(entries), max_files=4).counts() == {"happy": 2, "sad": 2}
 
 
 def test_non_image_file_is_rejected():
@@ -289,6 +288,15 @@ def test_augment_archive_adds_copies():
         np.testing.assert_array_equal(by_name[f"{stem}.png"], item.image)
         assert by_name[f"{stem}_aug1.png"].shape == (16, 16, 3)
         assert by_name[f"{stem}_aug2.png"].shape == (16, 16, 3)
+
+
+def test_augment_archive_refuses_too_many_images_before_any_work():
+    source = read_class_zip(make_zip(good_entries()))  # 4 images
+    calls = []
+    with pytest.raises(DatasetError) as info:
+        augment_archive(source, _small_spec(), copies=4, seed=0, on_progress=lambda d, t: calls.append(d), max_images=19)
+    assert info.value.key == "err_augment_too_many" and "20" in str(info.value) and calls == []
+    assert augment_archive(source, _small_spec(), copies=4, seed=0, max_images=20)
 
 
 def test_augment_archive_names_unique_for_same_file_names():

@@ -1,24 +1,17 @@
 """The bundled expression model: its test accuracies are what the model card says."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
-from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+from core.checkpoint import BUNDLED_CARD, BUNDLED_CHECKPOINT, card_test_accuracy, load_checkpoint
 from core.classes import EXPRESSION_KEYS
 from core.data import FERPLUS_FILE, fer2013_path, load_npz
 from core.evaluate import evaluate_checkpoint
 
-CARD = Path(__file__).resolve().parents[1] / "models" / "README.md"
-
-
 def card_accuracy(labels: str) -> float:
-    """The figure on the card's line 'Test accuracy, <labels> labels: **NN.NN%**'."""
-    match = re.search(rf"Test accuracy, {re.escape(labels)} labels: \*\*(\d+\.\d+)%\*\*", CARD.read_text())
-    assert match, f"the model card states the test accuracy on {labels} labels"
-    return float(match.group(1)) / 100
+    figures = card_test_accuracy(BUNDLED_CARD.read_text())
+    assert labels in figures, f"the model card states the test accuracy on {labels} labels"
+    return figures[labels]
 
 
 def test_checkpoint_is_small_and_ours():

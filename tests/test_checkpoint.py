@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -196,13 +197,40 @@ def test_other_versions_and_broken_meta_are_refused(tmp_path, change):
     assert rejected(path).key == "err_ckpt_not_ours"
 
 
-def test_weights_that_do_not_fit_are_refused_on_build(tmp_path):
+def test_weights_that_do_not_fit_are_refused_before_any_build(tmp_path, monkeypatch):
     other = build_model("face_vgg", len(CLASSES), **(ARCH_ARGS | {"width": 8}))
     path = save_checkpoint(tmp_path / "m.pt", other, small_meta())  # meta says width 4
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path).build()
-    assert info.value.key == "err_ckpt_mismatch"
-    assert_user_message(info.value)
+    monkeypatch.setattr(Checkpoint, "build", lambda self: pytest.fail("built a network from a bad checkpoint"))
+    assert rejected(path).key == "err_ckpt_mismatch"
+
+
+def crafted(tmp_path, meta_json: str, state_dict=None) -> Path:
+    path = tmp_path / "crafted.pt"
+    torch.save({"format": FORMAT, "meta_json": meta_json, "state_dict": state_dict or {}}, path)
+    return path
+
+
+def test_a_tiny_fake_vgg16_is_refused_quickly_without_building_it(tmp_path):
+    path = crafted(tmp_path, json.dumps(make_meta("vgg16", {}, CLASSES)), {"features.0.weight": torch.zeros(2)})
+    started = time.perf_counter()
+    assert rejected(path).key == "err_ckpt_mismatch"
+    assert time.perf_counter() - started < 5  # building VGG16 for real takes seconds and 700 MB
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    assert rejected(crafted(tmp_path, "[" * 100_000 + "]" * 100_000)).key == "err_ckpt_not_ours"
+
+
+@pytest.mark.parametrize("change", [
+    {"input_size": "abc"}, {"input_size": 4096}, {"input_size": True}, {"channels": 3}, {"arch_args": []},
+    {"arch_args": {"width": "wide"}}, {"arch_args": {"width": 10_000}}, {"arch_args": {"evil": 1}},
+    {"classes": "anger"}, {"classes": ["a"]}, {"classes": ["a", "a"]}, {"classes": [1, 2]},
+    {"classes": ["x" * 100, "y"]}, {"mean": ["a"]}, {"std": [0.1, 0.2]}, {"arch": ["face_vgg"]},
+])
+def test_metadata_of_the_wrong_type_or_range_is_refused(tmp_path, change):
+    meta = small_meta() | change
+    path = crafted(tmp_path, json.dumps(meta), small_model().state_dict())
+    assert rejected(path).key in ("err_ckpt_not_ours", "err_ckpt_unknown_arch")
 
 
 def test_missing_file(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS
-from core.data import (FERPLUS_FILE, Dataset, class_weights, fer2013_path, ferplus_labels, load_class_folders,
+from core.data import (FERPLUS_FILE, Dataset, class_weights, data_file, fer2013_path, ferplus_labels, load_class_folders,
                        load_data, load_npz, sample_weights, stratified_split, to_input)
 from core.errors import DatasetError
 from core.images import encode_png
@@ -368,3 +368,17 @@ def test_ferplus_published_counts():
     counts = dict(zip(splits.classes, splits.test.counts().tolist()))
     assert counts == {"anger": 273, "contempt": 16, "disgust": 18, "fear": 83, "happiness": 893, "neutral": 1089,
                       "sadness": 384, "surprise": 396}
+
+
+def test_data_file_resolves_every_spelling_to_one_path(tmp_path):
+    (tmp_path / "fer2013.npz").write_bytes(b"")
+    spellings = [str(tmp_path), f"{tmp_path}/", f"{tmp_path}/../{tmp_path.name}", f"  {tmp_path}  "]
+    assert {data_file(s) for s in spellings} == {(tmp_path / "fer2013.npz").resolve()}
+    assert data_file("") is None and data_file(str(tmp_path / "nothing")) is None
+
+
+@pytest.mark.parametrize("folder", ["x" * 5000, "a\x00b", "/" + "d/" * 3000])
+def test_a_folder_that_cannot_exist_is_a_dataset_error(folder):
+    with pytest.raises(DatasetError) as info:
+        data_file(folder)
+    assert info.value.key == "err_data_folder_bad" and info.value.message("zh") != str(info.value)

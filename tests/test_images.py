@@ -272,3 +272,20 @@ def test_side_by_side_matches_heights():
     joined = side_by_side(left, right, gap=2)
     assert joined.shape == (40, 20 + 2 + 30, 3)
     assert (joined[:, -30:] == 7).all() and (joined[:, 20:22] == 255).all()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_max_side_shrinks_while_decoding(fmt, make_image, encode_as):
+    image = make_image(1200, 1600)
+    rgb = decode_image(encode_as(image, fmt), max_side=400)
+    assert rgb.shape == (300, 400, 3) and rgb.dtype == np.uint8
+    assert abs(float(rgb.mean()) - float(image.mean())) < 3  # an area filter keeps the mean
+    assert decode_image(encode_as(image, fmt), max_side=5000).shape == (1200, 1600, 3)
+
+
+def test_max_side_works_for_16_bit_and_transparent_images(encode_as):
+    wide = np.zeros((600, 1000), np.uint16)
+    assert decode_image(encode_as(Image.fromarray(wide), "PNG"), max_side=100).shape == (60, 100, 3)
+    rgba = Image.new("RGBA", (1000, 600), (0, 0, 0, 0))
+    shrunk = decode_image(encode_as(rgba, "PNG"), max_side=100)
+    assert shrunk.shape == (60, 100, 3) and shrunk.min() == 255

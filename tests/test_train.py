@@ -7,8 +7,12 @@ the CPU with one thread: on a shared two-core machine more threads only fight ea
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,11 +25,14 @@ from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.data import Dataset, Splits, class_weights, sample_weights
 from core.errors import TrainingError
 from core.evaluate import evaluate_checkpoint, shared_class_predictions
-from core.jobs import JobRunner
+from core import jobs as jobs_module
+from core.jobs import Job, JobRunner, check_job, offered_architectures, sweep_job_folders
 from core.presets import to_network_input
-from core.train import (Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, freeze_groups,
-                        make_optimizer, make_schedule, prepare_model, set_train_mode, train, transferred_head)
-from models.registry import build_model, layer_groups
+from core.settings import Settings
+from core.train import (Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, evaluate_model,
+                        freeze_groups, make_optimizer, make_schedule, prepare_model, set_train_mode, train,
+                        transferred_head, validation_sample)
+from models.registry import ARCHITECTURES, build_model, layer_groups
 
 CPU = torch.device("cpu")
 NO_AUGMENT = {"version": 1, "ops": []}
@@ -448,9 +455,33 @@ def test_stop_from_another_thread_ends_within_one_batch(tmp_path):
     assert at_stop["epoch"] == 1
     assert progress.epoch == 1 and progress.batch <= at_stop["batch"] + 1 < progress.batches_per_epoch
     assert len(progress.iteration_loss) == progress.batch
-    # the engine validates the part of the epoch it trained and keeps it as the best checkpoint
+    # the engine validates the part of the epoch it trained on one more batch, spread over the classes,
+    # and keeps it as the best checkpoint
     assert [e.epoch for e in progress.epochs] == [1]
+    assert progress.epochs[0].val_images == 4 < progress.val_size == 14
     assert progress.checkpoint == str(tmp_path / "m.pt") and load_checkpoint(progress.checkpoint).meta["epoch"] == 1
+    assert progress.stop_reason == "stop"
+
+
+def test_validation_checks_stop_between_batches():
+    dataset = pattern_dataset(4, seed=0)  # 28 images
+    model, stop = build_model("face_vgg", 7, width=8), threading.Event()
+    model.register_forward_hook(lambda *_: stop.set())  # Stop pressed while the first batch runs
+    metrics, _, scored = evaluate_model(model, "face_vgg", dataset, CPU, batch_size=4, stop=stop)
+    assert scored == 4 and sum(m.support for m in metrics.per_class.values()) == 4
+
+
+def test_a_validation_sample_spans_every_class():
+    dataset = pattern_dataset(4, seed=0)  # sorted by class
+    sample = validation_sample(dataset, 7)
+    assert len(sample) == 7 and set(sample.y.tolist()) == set(range(7))
+    assert validation_sample(dataset, 100) is dataset
+
+
+def test_the_wall_time_cap_stops_a_job_like_stop(tmp_path):
+    progress = train(config(tmp_path, epochs=10_000, max_minutes=0.02), pattern_splits(12, 2), device=CPU)
+    assert progress.status == "stopped" and progress.stop_reason == "time_limit"
+    assert progress.epoch < 10_000 and load_checkpoint(tmp_path / "m.pt").meta["epoch"] >= 1
 
 
 def test_stop_in_a_later_epoch_keeps_the_best_checkpoint(tmp_path):
@@ -552,8 +583,85 @@ def test_job_runner_allows_one_job_and_a_new_one_after_stop(tiny, tmp_path):
     assert not first.running and first.progress.status == "stopped"
     second = runner.start(config(tmp_path, epochs=1, out=str(tmp_path / "other.pt")), tiny, owner="visitor")
     second.thread.join(timeout=60)
-    assert second.progress.status == "finished" and (tmp_path / "other.pt").exists()
-    assert runner.running() == []
+    assert second.progress.status == "finished" and runner.running() == []
+    # the checkpoint is held in memory and the job's folder is gone
+    assert load_checkpoint(second.checkpoint).meta["epoch"] == 1
+    assert not Path(second.config.out).parent.exists() and not (tmp_path / "other.pt").exists()
+
+
+def test_job_runner_limits_starts_per_session(tiny, tmp_path):
+    runner = JobRunner(limit=1, limits=Settings(training_starts_per_hour=1))
+    runner.start(config(tmp_path, epochs=1), tiny, owner="visitor").thread.join(timeout=60)
+    with pytest.raises(TrainingError) as info:
+        runner.start(config(tmp_path, epochs=1), tiny, owner="visitor")
+    assert info.value.key == "err_rate_limited_train" and 59 <= info.value.params["minutes"] <= 60
+    runner.start(config(tmp_path, epochs=1), tiny, owner="teacher").thread.join(timeout=60)
+
+
+def test_job_runner_caps_wall_time_from_the_settings(tiny, tmp_path):
+    runner = JobRunner(limit=1, limits=Settings(max_job_minutes=0.02))
+    job = runner.start(config(tmp_path, epochs=10_000), tiny, owner="visitor")
+    job.thread.join(timeout=60)
+    assert job.config.max_minutes == 0.02 and job.progress.stop_reason == "time_limit"
+
+
+@pytest.mark.parametrize("changes, limits, key", [
+    ({"epochs": 31}, Settings(max_epochs=30), "err_job_epochs"),
+    ({"arch": "vgg16", "arch_args": {}}, Settings(max_parameters=25_000_000), "err_job_network"),
+    ({}, Settings(max_batch_mb=1.0), "err_job_batch_limit"),
+])
+def test_check_job_refuses_what_breaks_a_limit(tmp_path, changes, limits, key):
+    with pytest.raises(TrainingError) as info:
+        check_job(config(tmp_path, **changes), 7, limits, batch_bytes=2 * 2**20, free_bytes=None)
+    assert info.value.key == key
+    check_job(config(tmp_path), 7, Settings(), batch_bytes=2 * 2**20, free_bytes=None)
+
+
+def test_check_job_refuses_a_batch_larger_than_free_memory(tmp_path):
+    with pytest.raises(TrainingError) as info:
+        check_job(config(tmp_path), 7, Settings(), batch_bytes=114 * 2**30, free_bytes=20 * 2**30)
+    assert info.value.key == "err_job_memory" and "116,736 MB" in str(info.value)
+
+
+def test_offered_architectures_leave_out_networks_over_the_size_limit():
+    assert offered_architectures(Settings()) == list(ARCHITECTURES)
+    assert offered_architectures(Settings(max_parameters=25_000_000)) == ["face_vgg", "resnet18"]
+
+
+def test_only_the_owner_stops_a_job_unless_the_owner_has_gone(tmp_path):
+    job = Job(config(tmp_path), owner="teacher")
+    assert job.stoppable_by("teacher", lambda session: True)
+    assert not job.stoppable_by("visitor", lambda session: True)
+    assert job.stoppable_by("visitor", lambda session: session != "teacher")
+
+
+def test_seconds_left_is_the_estimate_or_the_cap(tmp_path):
+    job = Job(config(tmp_path, max_minutes=1.0), owner="teacher")
+    assert 59 <= job.seconds_left() <= 60
+    job.progress.eta_s = 10.0
+    assert job.seconds_left() == 10.0
+    assert Job(config(tmp_path), owner="teacher").seconds_left() is None
+
+
+def test_sweep_removes_only_folders_of_dead_servers(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f"facelab-job-{dead.stdout.strip()}-abc").mkdir()
+    (tmp_path / f"facelab-job-{os.getpid()}-def").mkdir()
+    (tmp_path / "facelab-job-notapid").mkdir()
+    assert sweep_job_folders(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"facelab-job-{os.getpid()}-def", "facelab-job-notapid"]
+
+
+def test_an_unexpected_failure_is_logged_with_its_traceback(tiny, tmp_path, monkeypatch, caplog):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret detail at /srv/data")
+
+    monkeypatch.setattr(jobs_module, "train", broken)
+    job = JobRunner(limit=1).start(config(tmp_path), tiny, owner="teacher")
+    job.thread.join(timeout=60)
+    assert job.progress.status == "failed" and job.progress.error == "RuntimeError"
+    assert "secret detail" in caplog.text and "Traceback" in caplog.text
+    assert not Path(job.config.out).parent.exists()
 
 
 def test_job_runner_reports_a_user_error(tiny, tmp_path):
