@@ -236,6 +236,22 @@ async def openapi(request: Request) -> dict:
     return OPENAPI
 
 
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@json_endpoint
+async def elsewhere(request: Request) -> dict:
+    """Any other request under /api/: a JSON 405 or 404, not the app's HTML page that Streamlit would send."""
+    known = {route.path: route.methods for route in ROUTES}
+    if request.url.path in known:
+        raise ApiError(405, "method_not_allowed", f"{request.url.path} takes {', '.join(sorted(known[request.url.path]))}.",
+                       {"Allow": ", ".join(sorted(known[request.url.path]))})
+    raise ApiError(404, "not_found", f"There is no route {request.url.path}; see /api/v1/openapi.json.")
+
+
+ROUTES = [Route("/api/v1/recognize", recognize, methods=["POST"]), Route("/api/v1/model", model),
+          Route("/api/v1/openapi.json", openapi), Route("/healthz", healthz)]
+
+
 def routes() -> list[Route]:
-    return [Route("/api/v1/recognize", recognize, methods=["POST"]), Route("/api/v1/model", model),
-            Route("/api/v1/openapi.json", openapi), Route("/healthz", healthz)]
+    return [*ROUTES, Route("/api/{path:path}", elsewhere, methods=ANY_METHOD)]

@@ -52,6 +52,7 @@ TARGET_MS = 150  # for the 4000x3000 photo, ours
 
 
 def small_photo() -> np.ndarray:
+    """A webcam-like portrait: the sample's head and shoulders filling a 640x480 frame (face about 150 px)."""
     return cv2.resize(sample_photo()[0:320, 43:469], (640, 480), interpolation=cv2.INTER_CUBIC)
 
 

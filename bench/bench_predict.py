@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_faces import small_photo  # noqa: E402
 from core import faces as face_module  # noqa: E402
 from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint  # noqa: E402
 from core.data import LABEL_SOURCES, fer2013_path, load_npz  # noqa: E402
@@ -234,9 +235,7 @@ def baseline_predict(predictor: Predictor, data: bytes) -> list[np.ndarray]:
 
 
 def speed(predictor: Predictor, photos: Path | None, repeats: int) -> dict:
-    # a webcam-like portrait: the sample's head and shoulders filling a 640x480 frame (face about 150 px),
-    # as in bench_faces.py
-    one_bytes = encode_jpeg(cv2.resize(sample_photo()[0:320, 43:469], (640, 480), interpolation=cv2.INTER_CUBIC))
+    one_bytes = encode_jpeg(small_photo())
     group_path = photos / "2007_007763.jpg" if photos else None
     group_bytes = group_path.read_bytes() if group_path and group_path.exists() else one_bytes
     result = {}

@@ -670,8 +670,10 @@ def spec_from_dict(data: Any) -> PipelineSpec:
 def spec_from_json(text: str | bytes) -> PipelineSpec:
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deeply
+    except (ValueError, UnicodeDecodeError):
         raise SpecError("err_spec_not_json") from None
+    except RecursionError:
+        raise SpecError("err_spec_too_deep") from None
     return spec_from_dict(data)
 
 

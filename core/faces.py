@@ -5,6 +5,8 @@ import dataclasses
 import functools
 import importlib.util
 import math
+import os
+import queue
 import threading
 from pathlib import Path
 
@@ -43,9 +45,10 @@ FACE_MARGIN = 0.25
 RIGHT_EYE = slice(36, 42)  # the subject's right eye, on the left of the photo
 LEFT_EYE = slice(42, 48)
 
-# dlib's detectors are not safe to call from two threads at once; each has its own lock, so a visitor's slow
-# CNN search does not hold up another's HOG search.
-_hog_lock = threading.Lock()
+# dlib's detectors are not safe to call from two threads at once, but dlib releases the GIL while it
+# searches: so there is one HOG detector per core, each used by one thread at a time (two visitors' searches
+# run in parallel on two cores), and one CNN detector behind a lock of its own, so a visitor's slow CNN
+# search holds up no HOG search.
 _cnn_lock = threading.Lock()
 
 
@@ -98,11 +101,23 @@ def _mapped_back(rect: dlib.rectangle, scale_x: float, scale_y: float) -> tuple[
             round((rect.right() + 1) / scale_x) - 1, round((rect.bottom() + 1) / scale_y) - 1)
 
 
+@functools.lru_cache(maxsize=1)
+def _hog_detectors() -> queue.SimpleQueue:
+    """The HOG detectors free for a search, one per core."""
+    free = queue.SimpleQueue()
+    for _ in range(os.cpu_count() or 1):
+        free.put(dlib.get_frontal_face_detector())
+    return free
+
+
 def _search(gray: np.ndarray, side: int, upsample: int) -> tuple[list[tuple[int, int, int, int]], list[float]]:
     """HOG on `gray` shrunk to at most `side`: boxes (left, top, right, bottom) in `gray`'s pixels, and scores."""
     small, scale_x, scale_y = _shrunk(gray, side)
-    with _hog_lock:
-        rects, scores, _ = load_models()[0].run(small, upsample, 0.0)
+    detector = _hog_detectors().get()
+    try:
+        rects, scores, _ = detector.run(small, upsample, 0.0)
+    finally:
+        _hog_detectors().put(detector)
     return [_mapped_back(rect, scale_x, scale_y) for rect in rects], list(scores)
 
 

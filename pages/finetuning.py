@@ -280,7 +280,7 @@ def _show_progress(job: Job) -> None:
         return
     steps = list(range(1, len(losses) + 1))
     epochs_done = list(progress.epochs)
-    per_epoch = [e.epoch * max(progress.batches_per_epoch, 1) for e in epochs_done]
+    per_epoch = [min(e.epoch * max(progress.batches_per_epoch, 1), len(losses)) for e in epochs_done]  # a stopped epoch ends early
     left, right = st.columns(2)
     left.plotly_chart(_line(tr("ft_loss"), {
         tr("ft_loss_raw"): (steps, losses), tr("ft_loss_smoothed"): (steps, list(smooth(losses))),
@@ -331,7 +331,10 @@ def finished(job: Job) -> None:
         st.info(tr("ft_no_checkpoint_written"))
         return
     st.session_state["ft_last_checkpoint"] = checkpoint
-    st.success(tr("ft_done", accuracy=job.progress.best_accuracy, epoch=job.progress.best_epoch))
+    progress = job.progress
+    partial = 0 < progress.epochs[-1].val_images < progress.val_size if progress.epochs else False
+    (st.info if partial else st.success)(tr("ft_done_partial" if partial else "ft_done", accuracy=progress.best_accuracy,
+                                            epoch=progress.best_epoch, images=progress.epochs[-1].val_images))
     d1, d2 = st.columns(2)
     d1.download_button(tr("ft_download"), checkpoint, f"{job.config.arch}_{hashlib.sha256(checkpoint).hexdigest()[:8]}.pt",
                        "application/octet-stream", key="ft_download")

@@ -11,7 +11,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import starlette.formparsers
@@ -27,7 +26,6 @@ from core.settings import Settings
 from tests.browser import free_port, running_app
 from tests.test_bundled_model import card_accuracy
 
-ROOT = Path(__file__).resolve().parents[1]
 # At JPEG quality 85-92 HOG also finds a "face" on the suit's patch; at 95 the astronaut has one face.
 ASTRONAUT = encode_jpeg(sample_photo(), quality=95)
 
@@ -201,13 +199,21 @@ def test_unexpected_error_is_a_generic_500_with_the_traceback_in_the_log(base_ur
 
 def test_openapi_describes_every_route(base_url):
     status, _, description = call(f"{base_url}/api/v1/openapi.json")
-    assert status == 200 and set(description["paths"]) == {route.path for route in api.routes()}
+    assert status == 200 and set(description["paths"]) == {route.path for route in api.ROUTES}
 
 
 def test_launcher_serves_the_app_and_the_api_on_one_port():
     with running_app(60) as url:
         status, _, faces = post_image(url, ASTRONAUT)
         assert status == 200 and len(faces) == 1
+        assert call(f"{url}/api/v1/nothing")[0] == 404  # the API's own answer, before Streamlit's pages
         with urllib.request.urlopen(url, timeout=10) as response:
             page = response.read().decode()
         assert response.headers["Content-Type"].startswith("text/html") and "streamlit" in page.lower()
+
+
+def test_other_api_requests_get_json_404_and_405_not_the_app_page(base_url):
+    status, headers, answer = call(f"{base_url}/api/v1/recognize")
+    assert status == 405 and answer["error"]["code"] == "method_not_allowed" and headers["Allow"] == "POST"
+    status, _, answer = call(f"{base_url}/api/v1/nothing", b"x")
+    assert status == 404 and answer["error"]["code"] == "not_found"

@@ -648,6 +648,9 @@ def _ops_json(*ops, version=None) -> str:
 @pytest.mark.parametrize("text, key", [
     ("this is not json {", "err_spec_not_json"),
     (b"\xff\xfe\x00garbage", "err_spec_not_json"),
+    ("[" * 100_000 + "]" * 100_000, "err_spec_too_deep"),
+    ('{"ops": [{"op": "affine", "params": {"rotation": ' + "[" * 100_000 + "]" * 100_000 + "}}]}", "err_spec_too_deep"),
+    ('{"ops": [{"op": "affine", "params": {"rotation": ' + "[" * 500 + "]" * 500 + "}}]}", "err_spec_bad_value"),
     ("[1, 2, 3]", "err_spec_not_pipeline"),
     ('{"version": 1}', "err_spec_not_pipeline"),
     ('{"ops": {"op": "hflip"}}', "err_spec_not_pipeline"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -131,6 +132,14 @@ def test_a_face_the_first_search_finds_is_kept_when_the_upsampled_search_loses_i
     photo = cv2.resize(astronaut[0], (640, 480), interpolation=cv2.INTER_AREA)
     faces = detect_faces(photo, "hog")
     assert len(faces) == 1 and 90 < faces[0].box[2] < 120
+
+
+def test_searches_from_several_threads_at_once_agree(astronaut):
+    """Each thread takes its own HOG detector from the pool, so concurrent searches do not share one."""
+    photo, sharp = astronaut
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: detect_faces(photo, "hog"), range(8)))
+    assert all(len(found) == 1 and found[0].box == sharp.box for found in results)
 
 
 def test_many_small_faces_in_a_large_photo_all_come_back(astronaut):
