@@ -29,9 +29,8 @@ from core.faces import SEARCHES
 from core.images import MAX_BYTES, decode_image
 from core.limits import RateLimiter
 from core.predict import bundled_predictor
-from core.settings import TRUE_WORDS, Settings, settings
+from core.settings import FALSE_WORDS, TRUE_WORDS, Settings, settings
 
-FALSE_WORDS = ("0", "false", "no", "off", "")
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,11 @@
 import streamlit as st
 
 import api
+from core.jobs import server_runner
+from core.settings import settings
+
+settings()  # a bad [facelab] table in .streamlit/secrets.toml stops the server here, with its message
+server_runner()  # removes the job folders that servers which no longer run left behind
 
 app = st.App("streamlit_app.py", routes=api.routes())
 

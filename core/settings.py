@@ -18,6 +18,7 @@ DATA_DIR_VARIABLE = "FACELAB_DATA_DIR"
 SECRETS_FILE = Path(__file__).resolve().parents[1] / ".streamlit" / "secrets.toml"
 SECRETS_TABLE = "facelab"
 TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,12 @@ def _checked(name: str, value: Any, kind: type) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
             return value.strip().lower() in TRUE_WORDS
     elif kind is str and isinstance(value, str):
         return value
-    elif kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    elif (kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+          and (kind is float or float(value).is_integer())):
         return kind(value)
     raise ValueError(f"[{SECRETS_TABLE}] {name} = {value!r} is not a valid {kind.__name__}")
 

@@ -372,12 +372,25 @@ def _load_state(path: Path, model: nn.Module, optimizer, schedule, scaler, rng: 
 
 def _save_best(path: Path, model: nn.Module, arch: str, arch_args: dict[str, Any], config: TrainConfig,
                splits: Splits, metrics: Metrics, epoch: int) -> None:
-    meta = make_meta(arch, arch_args, splits.classes, config=config.to_dict(), epoch=epoch,
-                     metrics={"val": metrics.to_dict()}, data=splits.source)
+    # File names only: a checkpoint is downloaded by visitors, and must not tell them the server's folders.
+    data = Path(splits.source).name
+    meta = make_meta(arch, arch_args, splits.classes, config=config.to_dict() | {"data": data, "out": path.name},
+                     epoch=epoch, metrics={"val": metrics.to_dict()}, data=data)
     save_checkpoint(path, model, meta)
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+def _stopped_everywhere(stop: threading.Event, distributed: bool, device: torch.device) -> bool:
+    """Whether any rank was asked to stop (Stop or its wall-time cap): then every rank ends at the same
+    batch, so none is left waiting in a collective operation."""
+    if distributed:
+        flag = torch.tensor([float(stop.is_set())], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item():
+            stop.set()
+    return stop.is_set()
 
 
 def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
@@ -433,7 +446,7 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
             if time.monotonic() > deadline and not stop.is_set():
                 progress.stop_reason = "time_limit"
                 stop.set()
-            if stop.is_set():
+            if _stopped_everywhere(stop, distributed, device):
                 break
             x = torch.from_numpy(splits.train.x[batch]).to(device, non_blocking=True)
             y = torch.from_numpy(splits.train.y[batch]).to(device, non_blocking=True)
@@ -461,8 +474,10 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
             remaining = (config.epochs - epoch) * steps_per_epoch + (steps_per_epoch - index)
             progress.eta_s = remaining * elapsed / index
             progress.memory_bytes = memory_in_use(device)
-        if seen == 0 or (stop.is_set() and progress.checkpoint is not None):
-            break  # stopped: keep the best checkpoint so far without another validation pass
+        # Stopped after the first epoch: keep the best checkpoint so far without another validation pass.
+        # (Every rank knows the epoch; only rank 0 knows the checkpoint.)
+        if seen == 0 or (stop.is_set() and epoch > 1):
+            break
         if rank == 0:
             metrics, val_loss, validated = evaluate_model(model, arch, splits.val, device, config.batch_size, stop)
             if validated < len(splits.val):  # Stop came before or during validation

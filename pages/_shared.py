@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import math
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,7 @@ def image_input(key: str, max_side: int | None = None) -> np.ndarray | None:
             st.info(tr("waiting_for_photo"))
             return None
         try:
-            image = _decode(widget.getvalue(), max_side or settings().max_photo_side)
+            image = _decode(widget.getvalue(), min(max_side or math.inf, settings().max_photo_side))
         except UserError as error:
             show_error(error)
             return None

@@ -211,13 +211,14 @@ config = TrainConfig(
     init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`
     out=f"{arch}.pt", max_minutes=settings().max_job_minutes,
 )
+others = [j for j in runner.running() if j is not job]
 try:
-    check_job(config, len(splits.classes), settings(), memory, available_memory(best_device()))
+    if not others:  # while another job holds the slot, the memory it uses is not free for this one
+        check_job(config, len(splits.classes), settings(), memory, available_memory(best_device()))
 except UserError as error:
     show_error(error)
     can_train = False
 
-others = [j for j in runner.running() if j is not job]
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button(tr("ft_train"), type="primary", key="ft_train_button",
              disabled=bool(job and job.running) or bool(others) or not can_train):
@@ -263,8 +264,6 @@ def _show_progress(job: Job) -> None:
         st.error(tr("ft_failed", error=progress.error))
     if progress.stop_reason == "time_limit":
         st.info(tr("ft_time_limit", minutes=job.config.max_minutes))
-    if progress.done and progress.epochs and 0 < progress.epochs[-1].val_images < progress.val_size:
-        st.info(tr("ft_partial_validation", images=progress.epochs[-1].val_images, total=progress.val_size))
     eta = "0" if progress.done else f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
     st.progress(progress.fraction, text=tr(f"ft_status_{progress.status}", epoch=progress.epoch,
                                            epochs=progress.total_epochs, batch=progress.batch,
@@ -332,9 +331,12 @@ def finished(job: Job) -> None:
         return
     st.session_state["ft_last_checkpoint"] = checkpoint
     progress = job.progress
-    partial = 0 < progress.epochs[-1].val_images < progress.val_size if progress.epochs else False
-    (st.info if partial else st.success)(tr("ft_done_partial" if partial else "ft_done", accuracy=progress.best_accuracy,
-                                            epoch=progress.best_epoch, images=progress.epochs[-1].val_images))
+    scored = progress.epochs[-1].val_images if progress.epochs else 0
+    if 0 < scored < progress.val_size:  # stopped before the first full validation
+        st.info(tr("ft_done_partial", accuracy=progress.best_accuracy, epoch=progress.best_epoch, images=scored,
+                   total=progress.val_size))
+    else:
+        st.success(tr("ft_done", accuracy=progress.best_accuracy, epoch=progress.best_epoch))
     d1, d2 = st.columns(2)
     d1.download_button(tr("ft_download"), checkpoint, f"{job.config.arch}_{hashlib.sha256(checkpoint).hexdigest()[:8]}.pt",
                        "application/octet-stream", key="ft_download")

@@ -59,3 +59,21 @@ def test_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
     assert checkpoint.classes == CLASSES and checkpoint.meta["epoch"] in (1, 2)
     assert not any(key.startswith("module.") for key in checkpoint.state_dict)  # the plain network's weights
     checkpoint.build()
+
+
+def test_the_wall_time_cap_ends_every_rank_together(tmp_path):
+    """Each rank reads its own clock; the stop is shared, so no rank is left in an all-reduce or barrier."""
+    data = tmp_path / "faces"
+    write_class_folders(data, per_class=6)
+    out = tmp_path / "run" / "m.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+               "-m", "core.train", "--data", str(data), "--arch", "face_vgg",
+               "--arch-args", '{"width": 4, "blocks": 2, "depth": 1, "hidden": 16}',
+               "--epochs", "1000", "--batch-size", "2", "--lr", "0.01", "--out", str(out), "--max-minutes", "0.1"]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"a rank was left waiting after the time limit\n{expired.stderr}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(out).meta["epoch"] >= 1

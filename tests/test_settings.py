@@ -35,10 +35,17 @@ def test_the_secrets_table_turns_it_on_and_changes_limits(tmp_path):
     ({"max_epochs": "many"}, "not a valid int"),
     ({"max_epochs": -1}, "not a valid int"),
     ({"hosted": 3}, "not a valid bool"),
+    ({"hosted": "ture"}, "not a valid bool"),
+    ({"max_photos": 2.9}, "not a valid int"),
 ])
 def test_a_typo_in_the_host_file_is_an_error_not_a_silent_default(table, message):
     with pytest.raises(ValueError, match=message):
         load_settings({}, table)
+
+
+def test_a_misspelt_environment_variable_does_not_fall_open():
+    with pytest.raises(ValueError, match="not a valid bool"):
+        load_settings({"FACELAB_HOSTED": "enabled"}, {})
 
 
 def test_settings_are_read_from_the_environment(monkeypatch):

@@ -6,6 +6,7 @@ the CPU with one thread: on a shared two-core machine more threads only fight ea
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -525,6 +526,7 @@ def test_checkpoint_from_train_loads_and_evaluates(tiny, tmp_path):
     assert checkpoint.classes == FER2013_KEYS
     assert meta["arch"] == "face_vgg" and meta["arch_args"] == SMALL
     assert meta["input_size"] == 48 and meta["channels"] == 1 and meta["data"] == "patterns"
+    assert meta["config"]["out"] == "m.pt" and str(tmp_path) not in json.dumps(meta)  # no server folder inside
     assert meta["epoch"] == progress.best_epoch
     assert meta["config"]["lr"] == cfg.lr and meta["config"]["augment"] is None
     assert set(meta["metrics"]["val"]) == {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
