@@ -37,20 +37,26 @@ def write_class_folders(folder: Path, per_class: int) -> None:
             (folder / name / f"{index}.png").write_bytes(encode_png(np.repeat(grey[..., None], 3, axis=2)))
 
 
-def test_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
-    data = tmp_path / "faces"
-    write_class_folders(data, per_class=2)  # 1 image a class for validation, 7 for training
-    out = tmp_path / "run" / "m.pt"
+def train_on_two_ranks(data: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    """`core.train` on two gloo processes; a rank left waiting for the other turns into a failure."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                "-m", "core.train", "--data", str(data), "--arch", "face_vgg",
                "--arch-args", '{"width": 4, "blocks": 2, "depth": 1, "hidden": 16}',
-               "--epochs", "2", "--batch-size", "2", "--lr", "0.01", "--out", str(out)]
+               "--batch-size", "2", "--lr", "0.01", "--out", str(out), *options]
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     try:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"the distributed run did not finish in 120 s (ranks out of step?)\n{expired.stderr}")
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
+    data = tmp_path / "faces"
+    write_class_folders(data, per_class=2)  # 1 image a class for validation, 7 for training
+    out = tmp_path / "run" / "m.pt"
+    result = train_on_two_ranks(data, out, "--epochs", "2")
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt"]  # one checkpoint, no temporary files
     summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1  # only rank 0 reports
@@ -66,14 +72,5 @@ def test_the_wall_time_cap_ends_every_rank_together(tmp_path):
     data = tmp_path / "faces"
     write_class_folders(data, per_class=6)
     out = tmp_path / "run" / "m.pt"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               "-m", "core.train", "--data", str(data), "--arch", "face_vgg",
-               "--arch-args", '{"width": 4, "blocks": 2, "depth": 1, "hidden": 16}',
-               "--epochs", "1000", "--batch-size", "2", "--lr", "0.01", "--out", str(out), "--max-minutes", "0.1"]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    try:
-        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"a rank was left waiting after the time limit\n{expired.stderr}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_on_two_ranks(data, out, "--epochs", "1000", "--max-minutes", "0.1")
     assert load_checkpoint(out).meta["epoch"] >= 1
