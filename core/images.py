@@ -1,6 +1,8 @@
 """Decode uploaded bytes into RGB uint8 arrays, safely and in memory only."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import warnings
 
@@ -81,6 +83,13 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX
     if max_side is not None:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BOX)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+@functools.lru_cache(maxsize=32)
+def digest(data: bytes) -> str:
+    """A name for uploaded or trained bytes (a photo, a checkpoint), to key caches on what they hold.
+    Remembered, so a page that asks again on every rerun does not hash a large checkpoint again."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from core.checkpoint import Checkpoint
+from core.classes import EXPRESSION_KEYS
 from core.data import Splits
 from core.device import best_device
 from core.errors import TrainingError, UserError
@@ -92,7 +93,8 @@ def check_job(config: TrainConfig, num_classes: int, limits: Settings, batch_byt
 def offered_architectures(limits: Settings) -> list[str]:
     """The networks a visitor may pick: all locally, those within the network-size limit when hosted."""
     return [arch for arch in ARCHITECTURES
-            if limits.max_parameters is None or network_parameters(arch, {}, 7) <= limits.max_parameters]
+            if limits.max_parameters is None
+            or network_parameters(arch, {}, len(EXPRESSION_KEYS)) <= limits.max_parameters]
 
 
 def _pid_alive(pid: int) -> bool:

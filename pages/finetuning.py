@@ -1,8 +1,6 @@
 """Fine-tuning: pick data and a network, freeze layers, set rates, train with live curves."""
 from __future__ import annotations
 
-import hashlib
-
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -12,6 +10,7 @@ from core.data import (DATA_DIR_VARIABLE, FER2013_FILE, LABEL_SOURCES, Splits, d
                        subsample)
 from core.device import best_device
 from core.errors import UserError
+from core.images import digest
 from core.jobs import Job, available_memory, check_job, offered_architectures, server_runner
 from core.metrics import Metrics, smooth
 from core.settings import settings
@@ -30,7 +29,7 @@ def _fer2013(path: str, labels: str) -> Splits:
 
 def _class_folders(data: bytes, size: int, channels: int, seed: int) -> Splits:
     """The uploaded zip's data set, kept in this session only (one at a time, never copied per rerun)."""
-    key = (hashlib.sha256(data).hexdigest(), size, channels, seed)
+    key = (digest(data), size, channels, seed)
     held = st.session_state.get("ft_zip_splits")
     if held is None or held[0] != key:
         st.session_state.pop("ft_zip_splits", None)  # free the previous data set before reading the next
@@ -209,7 +208,7 @@ config = TrainConfig(
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
     init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`
-    out=f"{arch}.pt", max_minutes=settings().max_job_minutes,
+    out=f"{arch}.pt",
 )
 others = [j for j in runner.running() if j is not job]
 try:
@@ -338,7 +337,7 @@ def finished(job: Job) -> None:
     else:
         st.success(tr("ft_done", accuracy=progress.best_accuracy, epoch=progress.best_epoch))
     d1, d2 = st.columns(2)
-    d1.download_button(tr("ft_download"), checkpoint, f"{job.config.arch}_{hashlib.sha256(checkpoint).hexdigest()[:8]}.pt",
+    d1.download_button(tr("ft_download"), checkpoint, f"{job.config.arch}_{digest(checkpoint)[:8]}.pt",
                        "application/octet-stream", key="ft_download")
     if d2.button(tr("ft_use_for_prediction"), key="ft_use"):
         st.session_state[MODEL_FOR_PREDICTION] = checkpoint

@@ -1,7 +1,6 @@
 """Expression prediction: every face's box and class scores, drawn, charted and as Emotion API JSON."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -11,9 +10,8 @@ import streamlit as st
 from core.attention import overlay
 from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import colour, display_name
-from core.errors import UserError
-from core.errors import RateLimitError
-from core.images import decode_image, limit_size
+from core.errors import RateLimitError, UserError
+from core.images import decode_image, digest, limit_size
 from core.limits import RateLimiter
 from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
 from core.settings import settings
@@ -53,10 +51,6 @@ def _explain(_predictor: Predictor, model: str, _image: np.ndarray, photo: str, 
     return _predictor.explain(_image, _face, class_index)
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _choose_model() -> tuple[Predictor, str] | None:
     """The chosen model's predictor and an id of its weights ("bundled", or the checkpoint's digest)."""
     options = ["bundled"]
@@ -66,8 +60,8 @@ def _choose_model() -> tuple[Predictor, str] | None:
     options.append("upload")
     handed = st.session_state.get(MODEL_FOR_PREDICTION)
     key = choice_key("pred_model", "session" if handed else "bundled")
-    if handed and st.session_state.get("pred_model_handed") != _digest(handed):  # "Use for prediction" selects it once
-        st.session_state["pred_model_handed"] = _digest(handed)
+    if handed and st.session_state.get("pred_model_handed") != digest(handed):  # "Use for prediction" selects it once
+        st.session_state["pred_model_handed"] = digest(handed)
         st.session_state[key] = "session"
     choice = st.radio(tr("pred_model"), options, horizontal=True, key=key, persist_state="page",
                       format_func=lambda o: tr(f"pred_model_{o}"))
@@ -75,13 +69,13 @@ def _choose_model() -> tuple[Predictor, str] | None:
         if choice == "bundled":
             return bundled_predictor(), "bundled"
         if choice == "session":
-            return _predictor(_digest(trained), trained), _digest(trained)
+            return _predictor(digest(trained), trained), digest(trained)
         upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
         if upload is None:
             st.info(tr("pred_waiting_for_checkpoint"))
             return None
         data = upload.getvalue()
-        return _predictor(_digest(data), data), _digest(data)
+        return _predictor(digest(data), data), digest(data)
     except UserError as error:
         show_error(error)
         if choice == "bundled" and not BUNDLED_CHECKPOINT.exists():
@@ -118,7 +112,7 @@ def _inputs() -> list[tuple[str, str, np.ndarray]]:
         if pixels > limits.max_megapixels_per_run * 1e6:
             st.error(tr("err_photos_pixels", megapixels=pixels / 1e6, limit=limits.max_megapixels_per_run), icon="⚠️")
             break
-        images.append((file.name, _digest(data), rgb))
+        images.append((file.name, digest(data), rgb))
     if not files:
         st.info(tr("waiting_for_photo"))
     return images
