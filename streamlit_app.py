@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.device import describe_device
 from core.i18n import LANGUAGES, translate
-from pages._shared import tr
+from app_pages._shared import tr
 
 st.set_page_config(page_title=translate("app_title", st.session_state.get("lang", "en")), page_icon="🙂", layout="wide")
 
@@ -11,10 +11,10 @@ if "lang" not in st.session_state:
     st.session_state["lang"] = "en"
 
 pages = [
-    st.Page("pages/augmentation.py", title=tr("nav_augmentation"), icon="🎛️", url_path="augmentation", default=True),
-    st.Page("pages/attention.py", title=tr("nav_attention"), icon="👁️", url_path="attention"),
-    st.Page("pages/finetuning.py", title=tr("nav_finetuning"), icon="📈", url_path="finetuning"),
-    st.Page("pages/prediction.py", title=tr("nav_prediction"), icon="😀", url_path="prediction"),
+    st.Page("app_pages/augmentation.py", title=tr("nav_augmentation"), icon="🎛️", url_path="augmentation", default=True),
+    st.Page("app_pages/attention.py", title=tr("nav_attention"), icon="👁️", url_path="attention"),
+    st.Page("app_pages/finetuning.py", title=tr("nav_finetuning"), icon="📈", url_path="finetuning"),
+    st.Page("app_pages/prediction.py", title=tr("nav_prediction"), icon="😀", url_path="prediction"),
 ]
 navigation = st.navigation(pages)
 

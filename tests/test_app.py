@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-PAGES = ["pages/augmentation.py", "pages/attention.py", "pages/finetuning.py", "pages/prediction.py"]
+PAGES = ["app_pages/augmentation.py", "app_pages/attention.py", "app_pages/finetuning.py", "app_pages/prediction.py"]
 
 
 @pytest.fixture()

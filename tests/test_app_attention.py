@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import pages._shared as shared
+import app_pages._shared as shared
 from core.images import sample_photo
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -24,7 +24,7 @@ def open_page(photo: np.ndarray | None = None, monkeypatch: pytest.MonkeyPatch |
         monkeypatch.setattr(shared, "cached_sample_photo", lambda: photo)
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/attention.py")
+    at.switch_page("app_pages/attention.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -48,13 +48,13 @@ def page_factory(tmp_path, monkeypatch):
     _tiny_fer(tmp_path)
     monkeypatch.setenv("FACELAB_DATA_DIR", str(tmp_path))
     # AppTest gives every app the same session id: give each its own, and count them all as connected
-    monkeypatch.setattr("pages._shared.session_id", lambda: st.session_state.setdefault("test_id", uuid.uuid4().hex))
-    monkeypatch.setattr("pages._shared.session_alive", lambda session: True)
+    monkeypatch.setattr("app_app_pages._shared.session_id", lambda: st.session_state.setdefault("test_id", uuid.uuid4().hex))
+    monkeypatch.setattr("app_app_pages._shared.session_alive", lambda session: True)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(APP, default_timeout=180)
         at.run()
-        at.switch_page("pages/finetuning.py")
+        at.switch_page("app_pages/finetuning.py")
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         at.select_slider(key="ft_width").set_value(8).run()
@@ -158,7 +158,7 @@ def test_a_job_whose_visitor_left_can_be_stopped_by_another(page_factory, monkey
     first.button(key="ft_train_button").click().run()
     job = first.session_state["ft_job"]
     try:
-        monkeypatch.setattr("pages._shared.session_alive", lambda session: session != job.owner)
+        monkeypatch.setattr("app_app_pages._shared.session_alive", lambda session: session != job.owner)
         second = page_factory()
         assert "has left" in " ".join(c.value for c in second.caption)
         second.button(key="ft_stop_orphan").click().run()

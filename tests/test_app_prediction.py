@@ -13,7 +13,7 @@ from core.classes import EXPRESSION_KEYS
 from core.images import encode_png, sample_photo
 from core.settings import Settings
 from models.registry import build_model
-from pages._shared import MODEL_FOR_PREDICTION
+from app_pages._shared import MODEL_FOR_PREDICTION
 from tests.test_app import APP
 
 
@@ -24,7 +24,7 @@ def page(tmp_path) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[MODEL_FOR_PREDICTION] = checkpoint.read_bytes()
     at.run()
-    at.switch_page("pages/prediction.py")
+    at.switch_page("app_pages/prediction.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

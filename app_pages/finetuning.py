@@ -16,7 +16,7 @@ from core.metrics import Metrics, smooth
 from core.settings import settings
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
 from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
-from pages._shared import MODEL_FOR_PREDICTION, lang, session_alive, session_id, show_error, tr
+from app_pages._shared import MODEL_FOR_PREDICTION, lang, session_alive, session_id, show_error, tr
 
 st.title(tr("ft_title"))
 st.markdown(tr("ft_intro"))

@@ -11,7 +11,7 @@ from core.images import encode_png
 from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from models.eac import STAND_IN_ARCH, EACFeatures, flat_features, random_vgg16_features
 from models.registry import ARCHITECTURES
-from pages._shared import choice_key, image_input, lang, map_heatmap, photo_figure, tr
+from app_pages._shared import choice_key, image_input, lang, map_heatmap, photo_figure, tr
 
 PHOTO_SIDE = 2000  # larger photos are shrunk first; detection shrinks further on its own
 FACE_CONTEXT = 0.35  # the face view shows the box plus this much of its side around it

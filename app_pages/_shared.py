@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import base64
-import inspect
 import math
-from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,22 +17,6 @@ from core.settings import settings
 
 # Session key of the checkpoint (its bytes) the prediction page uses, set by "Use for prediction".
 MODEL_FOR_PREDICTION = "prediction_checkpoint"
-
-
-def _use_navigation_mode() -> None:
-    """Because a pages/ folder exists, Streamlit starts in its old multipage mode: if the first request
-    after the server starts is a deep link such as /prediction, it runs that page on its own, without
-    streamlit_app.py (no sidebar, no language switch). Only a call to st.navigation leaves that mode, so
-    leave it here, once per process; when a page was started on its own, rerun through streamlit_app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not any(Path(frame.filename).name == "streamlit_app.py" for frame in inspect.stack(0)):
-            st.rerun()
-
-
-_use_navigation_mode()
 
 
 def lang() -> str:

@@ -15,7 +15,7 @@ from core.images import decode_image, digest, limit_size
 from core.limits import RateLimiter
 from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
 from core.settings import settings
-from pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, session_id,
+from app_pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, session_id,
                            show_error, tr)
 
 DISPLAY_SIDE = 1600

@@ -11,7 +11,7 @@ from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
 from core.images import side_by_side
 from core.settings import settings
-from pages._shared import choice_key, histogram, image_input, kernel_heatmap, show_error, tr
+from app_pages._shared import choice_key, histogram, image_input, kernel_heatmap, show_error, tr
 
 PREVIEW_SIDE = 512
 
