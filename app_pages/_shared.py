@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,6 +20,8 @@ from core.settings import settings
 # Session key of the checkpoint (its bytes) the prediction page uses, set by "Use for prediction".
 MODEL_FOR_PREDICTION = "prediction_checkpoint"
 
+T = TypeVar("T")
+
 
 def lang() -> str:
     return st.session_state.get("lang", "en")
@@ -28,12 +32,12 @@ def tr(key: str, **params: object) -> str:
 
 
 def choice_key(key: str, default: object) -> str:
-    """The widget key for a radio, selectbox or multiselect whose option labels are translated.
+    """The widget key for a radio, selectbox, multiselect or segmented control whose option labels are
+    translated: use `choice`, which calls this.
 
     Streamlit's browser side remembers a choice by its label, so after a language switch it would show
     nothing chosen. Each language gets its own widget key, which takes over the choice made in the other
-    language (or `default`). Create the widget with this key, without `index`/`default`, and with
-    `persist_state="page"` so the choice also survives runs that stop above the widget.
+    language (or `default`).
     """
     widget_key = f"{key}_{lang()}"
     for code in LANGUAGES:
@@ -41,6 +45,16 @@ def choice_key(key: str, default: object) -> str:
             st.session_state[widget_key] = st.session_state.pop(f"{key}_{code}")
     st.session_state.setdefault(widget_key, default)
     return widget_key
+
+
+def choice(widget: Callable[..., T], label: str, options: Sequence, key: str, default: object = None,
+           **kwargs: Any) -> T:
+    """Every radio, selectbox, multiselect or segmented control whose labels are translated is made here
+    (`widget` is `st.radio`, `column.selectbox`, ...): the choice survives a language switch, and with
+    `persist_state="session"` it survives leaving the page and coming back. `default` is the first option
+    unless given (a list for a multiselect)."""
+    default = options[0] if default is None and len(options) else default
+    return widget(label, options, key=choice_key(key, default), persist_state="session", **kwargs)
 
 
 def session_id() -> str:

@@ -265,7 +265,7 @@ def _show_progress(job: Job) -> None:
         st.info(tr("ft_time_limit", minutes=job.config.max_minutes))
     eta = "0" if progress.done else f"{progress.eta_s / 60:.1f}" if progress.eta_s else "…"
     st.progress(progress.fraction, text=tr(f"ft_status_{progress.status}", epoch=progress.epoch,
-                                           epochs=progress.total_epochs, batch=progress.batch,
+                                           epochs=progress.total_epochs, count=progress.total_epochs, batch=progress.batch,
                                            batches=progress.batches_per_epoch, eta=eta))
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(tr("ft_throughput"), tr("unit_images_per_s", value=progress.images_per_s))

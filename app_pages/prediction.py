@@ -25,7 +25,6 @@ MAX_EXPLAINED_FACES = 6  # Grad-CAM costs a backward pass per face
 
 st.title(tr("pred_title"))
 st.markdown(tr("pred_intro"))
-st.caption(tr("privacy_line"))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -176,7 +175,7 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
 
     if len(images) > 1:
         rows = faces_table(results)
-        st.subheader(tr("pred_all_faces", faces=len(rows), photos=len(images)))
+        st.subheader(tr("pred_all_faces", count=len(rows), photos=tr("pred_photos", count=len(images))))
         if rows:
             shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
             labels = {name: st.column_config.NumberColumn(display_name(name, lang()), format="percent")

@@ -1,4 +1,5 @@
-"""The one class list: the 8 expressions, their Emotion-API keys and English/Chinese names.
+"""The one class list: the 8 expressions and their Emotion-API keys (their names for people are the
+`class_<key>` strings in locales/).
 
 FER2013 labels 7 of them; FER+ adds contempt, so its models speak every key of the Emotion API.
 """
@@ -6,26 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.i18n import translate
+
 
 @dataclass(frozen=True)
 class Expression:
     key: str  # Microsoft Emotion API score name; FER+ uses the same names
     fer2013: str | None  # FER2013's folder / label name (FER2013 has no contempt)
-    en: str
-    zh: str
     colour: str  # for boxes and bars
 
 
 # Model outputs use this order (the Emotion API's, alphabetical).
 EXPRESSIONS: tuple[Expression, ...] = (
-    Expression("anger", "angry", "anger", "愤怒", "#d62728"),
-    Expression("contempt", None, "contempt", "轻蔑", "#e377c2"),
-    Expression("disgust", "disgust", "disgust", "厌恶", "#8c564b"),
-    Expression("fear", "fear", "fear", "恐惧", "#9467bd"),
-    Expression("happiness", "happy", "happiness", "高兴", "#f2b701"),
-    Expression("neutral", "neutral", "neutral", "平静", "#7f7f7f"),
-    Expression("sadness", "sad", "sadness", "悲伤", "#1f77b4"),
-    Expression("surprise", "surprise", "surprise", "惊讶", "#2ca02c"),
+    Expression("anger", "angry", "#d62728"),
+    Expression("contempt", None, "#e377c2"),
+    Expression("disgust", "disgust", "#8c564b"),
+    Expression("fear", "fear", "#9467bd"),
+    Expression("happiness", "happy", "#f2b701"),
+    Expression("neutral", "neutral", "#7f7f7f"),
+    Expression("sadness", "sad", "#1f77b4"),
+    Expression("surprise", "surprise", "#2ca02c"),
 )
 EXPRESSION_KEYS: tuple[str, ...] = tuple(e.key for e in EXPRESSIONS)
 FER2013_KEYS: tuple[str, ...] = tuple(e.key for e in EXPRESSIONS if e.fer2013)
@@ -47,6 +48,4 @@ def colour(key: str) -> str:
 def display_name(key: str, lang: str = "en") -> str:
     """A class name for people; classes from a user's own data set keep their folder name."""
     found = _BY_NAME.get(key)
-    if found is None:
-        return key
-    return found.zh if lang == "zh" else found.en
+    return key if found is None else translate(f"class_{found.key}", lang)

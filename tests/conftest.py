@@ -63,3 +63,11 @@ def fresh_settings():
     settings.cache_clear()
     yield
     settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def every_string_exists(caplog):
+    """A key that the code builds at run time and that no catalog holds fails the test that built it."""
+    yield
+    missing = [record.getMessage() for record in caplog.get_records("call") if record.name == "core.i18n"]
+    assert not missing, missing

@@ -10,7 +10,7 @@ import pytest
 
 from core import attention as att
 from core.faces import FACE_MARGIN, Face
-from core.i18n import CATALOG, translate
+from core.i18n import strings, translate
 
 SCALE = 10.0  # inner eye corners 39 and 42 are this many pixels apart
 # A box whose 100x100 frame (with its margin) is exactly 100 pixels wide: one frame unit is one pixel.
@@ -54,7 +54,7 @@ def test_table_has_ten_rows_of_two_centres_in_order():
 
 def test_every_au_and_rule_has_english_and_chinese_text():
     for key in [att.au_name_key(au) for au in att.ACTION_UNITS] + [rule.rule for rule in att.RULES]:
-        english, chinese = CATALOG[key]
+        english, chinese = strings("en")[key], strings("zh")[key]
         assert english and chinese and english != chinese
         assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese), key
     assert att.au_label("AU12") == "AU12 Lip Corner Puller"
