@@ -82,22 +82,45 @@ def cached_sample_photo() -> np.ndarray:
     return sample_photo()
 
 
+def kept_uploads(label: str, key: str, where: Any = st, multiple: bool = False, **kwargs: Any) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the files uploaded with this uploader. Streamlit's uploader forgets its files when
+    the visitor leaves the page, so they are also kept in the session (in memory, never on disk) and
+    offered again, with a button to forget them."""
+    kept_key = f"{key}_kept"
+
+    def keep() -> None:
+        value = st.session_state[key]
+        files = value if isinstance(value, list) else [value] if value else []
+        st.session_state[kept_key] = [(file.name, file.getvalue()) for file in files]
+
+    current = where.file_uploader(label, accept_multiple_files=multiple, key=key, on_change=keep, **kwargs)
+    kept = st.session_state.get(kept_key, [])
+    if kept and not current:
+        where.caption(tr("kept_uploads", count=len(kept), names=", ".join(name for name, _ in kept)))
+        if where.button(tr("forget_uploads"), key=f"{key}_forget"):
+            st.session_state[kept_key] = kept = []
+    return kept
+
+
 def image_input(key: str, max_side: int | None = None) -> np.ndarray | None:
     """Sample, upload or camera; returns the RGB image, or None with a message shown."""
     sources = ["sample", "upload", "camera"]
-    source = st.segmented_control(tr("image_source"), sources, format_func=lambda s: tr(f"source_{s}"),
-                                  default="sample", key=f"{key}_source") or "sample"
+    source = choice(st.segmented_control, tr("image_source"), sources, f"{key}_source",
+                    format_func=lambda s: tr(f"source_{s}")) or "sample"
     if source == "sample":
         st.caption(tr("sample_credit"))
         image = cached_sample_photo()
     else:
-        widget = (st.file_uploader(tr("upload_photo"), key=f"{key}_upload") if source == "upload"
-                  else st.camera_input(tr("take_photo"), key=f"{key}_camera"))
-        if widget is None:
+        if source == "upload":
+            files = kept_uploads(tr("upload_photo"), f"{key}_upload")
+        else:
+            shot = st.camera_input(tr("take_photo"), key=f"{key}_camera")
+            files = [(shot.name, shot.getvalue())] if shot else []
+        if not files:
             st.info(tr("waiting_for_photo"))
             return None
         try:
-            image = _decode(widget.getvalue(), min(max_side or math.inf, settings().max_photo_side))
+            image = _decode(files[0][1], min(max_side or math.inf, settings().max_photo_side))
         except UserError as error:
             show_error(error)
             return None

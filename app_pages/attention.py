@@ -11,7 +11,7 @@ from core.images import encode_png
 from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from models.eac import STAND_IN_ARCH, EACFeatures, flat_features, random_vgg16_features
 from models.registry import ARCHITECTURES
-from app_pages._shared import choice_key, image_input, lang, map_heatmap, photo_figure, tr
+from app_pages._shared import choice, choice_key, image_input, lang, map_heatmap, photo_figure, tr
 
 PHOTO_SIDE = 2000  # larger photos are shrunk first; detection shrinks further on its own
 FACE_CONTEXT = 0.35  # the face view shows the box plus this much of its side around it
@@ -68,10 +68,10 @@ def pick_face(image: np.ndarray, faces: list[Face]) -> Face:
     if len(faces) == 1:
         return faces[0]
     st.caption(tr("att_found", count=len(faces)))
-    chosen = st.selectbox(tr("att_face_pick"), range(len(faces)), key=choice_key("att_face", 0), persist_state="page",
-                          format_func=lambda i: tr("att_face_n", n=i + 1, width=round(faces[i].box[2]),
-                                                   height=round(faces[i].box[3]), score=faces[i].score,
-                                                   detector=tr(f"att_detector_{faces[i].detector}")))
+    chosen = choice(st.selectbox, tr("att_face_pick"), range(len(faces)), "att_face",
+                    format_func=lambda i: tr("att_face_n", n=i + 1, width=round(faces[i].box[2]),
+                                             height=round(faces[i].box[3]), score=faces[i].score,
+                                             detector=tr(f"att_detector_{faces[i].detector}")))
     figure = photo_figure(image, height=420)
     for index, face in enumerate(faces):
         colour = CHOSEN_COLOUR if index == chosen else BOX_COLOUR
@@ -83,10 +83,10 @@ def pick_face(image: np.ndarray, faces: list[Face]) -> Face:
 
 
 def au_controls() -> tuple[str, ...]:
-    key = choice_key("att_aus", list(att.ACTION_UNITS))
     chooser, smile, everything = st.columns([6, 1, 1], vertical_alignment="bottom")
-    aus = chooser.multiselect(tr("att_aus"), att.ACTION_UNITS, key=key, format_func=lambda au: att.au_label(au, lang()),
-                              persist_state="page")
+    aus = choice(chooser.multiselect, tr("att_aus"), att.ACTION_UNITS, "att_aus", list(att.ACTION_UNITS),
+                 format_func=lambda au: att.au_label(au, lang()))
+    key = choice_key("att_aus", list(att.ACTION_UNITS))  # the buttons below set the choice
     smile.button(tr("att_only_smile"), help=tr("att_only_smile_help"), key="att_smile", width="stretch",
                  on_click=_choose, args=(key, ["AU12"]))
     everything.button(tr("att_all_aus"), key="att_all", width="stretch",
@@ -97,12 +97,12 @@ def au_controls() -> tuple[str, ...]:
 def falloff_controls() -> att.Falloff:
     """The preset, or custom slope and window, with the formula they give."""
     left, right = st.columns([2, 3])
-    name = left.radio(tr("att_preset"), PRESET_NAMES, key=choice_key("att_preset", "paper"),
-                      format_func=lambda n: tr(f"att_preset_{n}"), persist_state="page")
+    name = choice(left.radio, tr("att_preset"), PRESET_NAMES, "att_preset", "paper",
+                  format_func=lambda n: tr(f"att_preset_{n}"))
     if name == "custom":
         slope = left.slider(tr("att_slope"), 0.01, 0.3, 0.095, 0.005, format="%.3f", key="att_slope",
-                             persist_state="page")
-        window = left.slider(tr("att_window"), 0, 30, 0, 1, key="att_window", persist_state="page")
+                             persist_state="session")
+        window = left.slider(tr("att_window"), 0, 30, 0, 1, key="att_window", persist_state="session")
         preset = att.Falloff(slope, float(window) or None)
     else:
         preset = att.PRESETS[name]
@@ -161,10 +161,10 @@ def face_view(image: np.ndarray, face: Face, aus: tuple[str, ...], preset: att.F
     """The face with the layers the teacher switches on, and the downloads."""
     columns = st.columns(6)
     layers = {name: column.checkbox(tr(f"att_layer_{name}"), name != "numbers", key=f"att_show_{name}",
-                                    persist_state="page")
+                                    persist_state="session")
               for column, name in zip(columns, ("box", "landmarks", "numbers", "centres", "heatmap"))}
     opacity = columns[5].slider(tr("att_opacity"), 0.0, 1.0, 0.7, 0.05, key="att_opacity",
-                                disabled=not layers["heatmap"], persist_state="page")
+                                disabled=not layers["heatmap"], persist_state="session")
 
     amap = att.attention_map(face.landmarks, face.box, image.shape, aus, preset)
     x0, y0, x1, y1 = _face_region(face, image.shape)
@@ -205,14 +205,14 @@ def enhancing_view(image: np.ndarray, face: Face, aus: tuple[str, ...], preset: 
     side = ARCHITECTURES[arch].input_size
     left, right = st.columns([1, 2])
     group = left.radio(tr("att_enet_group"), ENET_GROUPS, horizontal=True, key="att_group",
-                       format_func=lambda g: f"conv{g} ({side >> (g - 1)}×{side >> (g - 1)})", persist_state="page")
+                       format_func=lambda g: f"conv{g} ({side >> (g - 1)}×{side >> (g - 1)})", persist_state="session")
     with st.spinner(tr("att_enet_running")):
         view = _enhanced(image, face, group, aus, preset)
     first, last = (name.replace("_", r"\_") for name in view.layers)
     size = view.attention.shape[0]
     right.latex(rf"\mathrm{{conv{group}\_all}} = \mathrm{{{last}}} + \mathrm{{{first}}} \odot A_{{{size}}}")
     channel = left.slider(tr("att_enet_channel"), 0, view.before.shape[0] - 1, view.strongest_channel(),
-                          key=f"att_channel_{group}", persist_state="page")
+                          key=f"att_channel_{group}", persist_state="session")
     before, after = view.before[channel], view.after[channel]
     top = float(max(before.max(), after.max())) or 1.0
     columns = st.columns(4)

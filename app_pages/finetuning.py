@@ -14,9 +14,10 @@ from core.images import digest
 from core.jobs import Job, available_memory, check_job, offered_architectures, server_runner
 from core.metrics import Metrics, smooth
 from core.settings import settings
+from core.starting_point import starting_point
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
 from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
-from app_pages._shared import MODEL_FOR_PREDICTION, lang, session_alive, session_id, show_error, tr
+from app_pages._shared import MODEL_FOR_PREDICTION, choice, kept_uploads, lang, session_alive, session_id, show_error, tr
 
 st.title(tr("ft_title"))
 st.markdown(tr("ft_intro"))
@@ -58,15 +59,16 @@ if settings().hosted:  # the host fixes the data folder; a visitor neither sees 
     data_folder = settings().data_dir
 else:
     data_folder = st.text_input(tr("ft_data_dir", variable=DATA_DIR_VARIABLE), value=settings().data_dir,
-                                key="ft_data_dir", help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE))
-source = st.radio(tr("ft_source"), [*LABEL_SOURCES, "zip"], horizontal=True, key="ft_source",
-                  format_func=lambda s: tr(f"ft_source_{s}"))
+                                key="ft_data_dir", help=tr("ft_data_dir_help", variable=DATA_DIR_VARIABLE),
+                                persist_state="session")
+source = choice(st.radio, tr("ft_source"), [*LABEL_SOURCES, "zip"], "ft_source", horizontal=True,
+                format_func=lambda s: tr(f"ft_source_{s}"))
 
 left, right = st.columns([2, 1])
-arch = right.selectbox(tr("ft_arch"), offered_architectures(settings()), key="ft_arch",
-                       format_func=lambda a: tr(f"arch_{a}"))
+arch = choice(right.selectbox, tr("ft_arch"), offered_architectures(settings()), "ft_arch",
+              format_func=lambda a: tr(f"arch_{a}"))
 architecture = ARCHITECTURES[arch]
-seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed")
+seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed", persist_state="session")
 
 splits: Splits | None = None
 try:
@@ -78,10 +80,10 @@ try:
         else:
             splits = _fer2013(str(path), source)
     else:
-        upload = left.file_uploader(tr("dataset_upload"), type=["zip"], key="ft_zip")
-        if upload is not None:
+        zips = kept_uploads(tr("dataset_upload"), "ft_zip", where=left, type=["zip"])
+        if zips:
             with st.spinner(tr("dataset_reading")):
-                splits = _class_folders(upload.getvalue(), architecture.input_size, architecture.channels, int(seed))
+                splits = _class_folders(zips[0][1], architecture.input_size, architecture.channels, int(seed))
         else:
             left.caption(tr("dataset_hint"))
 except UserError as error:
@@ -93,7 +95,7 @@ if splits is None:
 largest = int(splits.train.counts().max())
 if largest > 10:
     per_class = left.slider(tr("ft_per_class"), 10, largest, min(300, largest), key="ft_per_class",
-                            help=tr("ft_per_class_help"))
+                            help=tr("ft_per_class_help"), persist_state="session")
     splits = Splits(subsample(splits.train, per_class, int(seed)), splits.val, splits.test, splits.source)
 left.plotly_chart(_class_chart(splits), key="ft_hist")
 left.caption(tr("ft_balance_question"))
@@ -102,79 +104,60 @@ left.caption(tr("ft_balance_question"))
 
 st.header(tr("ft_network"))
 c1, c2, c3 = st.columns(3)
-start_options = ["scratch", "imagenet", "bundled", "session", "upload"]
-start = c2.radio(tr("ft_start"), start_options, key="ft_start", format_func=lambda s: tr(f"ft_start_{s}"))
+start_options = ["scratch", *(["imagenet"] if architecture.pretrained_weights else []), "bundled", "session", "upload"]
+start = choice(c2.radio, tr("ft_start"), start_options, "ft_start", format_func=lambda s: tr(f"ft_start_{s}"))
 from_checkpoint = start in ("bundled", "session", "upload")
 arch_args: dict = {}
 if arch == "face_vgg" and not from_checkpoint:
-    arch_args = {"width": c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width"),
-                 "blocks": c1.slider(tr("ft_blocks"), 2, 5, 4, key="ft_blocks"),
-                 "depth": c1.slider(tr("ft_depth"), 1, 3, 2, key="ft_depth")}
+    arch_args = {"width": c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width",
+                                           persist_state="session"),
+                 "blocks": c1.slider(tr("ft_blocks"), 2, 5, 4, key="ft_blocks", persist_state="session"),
+                 "depth": c1.slider(tr("ft_depth"), 1, 3, 2, key="ft_depth", persist_state="session")}
 course = c3.toggle(tr("ft_course_recipe"), key="ft_course", disabled=arch != COURSE_RECIPE["arch"],
-                   help=tr("ft_course_recipe_help")) and arch == COURSE_RECIPE["arch"]
+                   help=tr("ft_course_recipe_help"), persist_state="session") and arch == COURSE_RECIPE["arch"]
 
-init: Checkpoint | None = None
-pretrained = False
-can_train = True
-if start == "imagenet":
-    weights = pretrained_path(arch)
-    if weights is None or not weights.exists():
-        c2.warning(tr("ft_imagenet_missing_hosted") if settings().hosted
-                   else tr("ft_imagenet_missing", path=str(weights) if weights else "-"))
-    else:
-        pretrained = True
-elif from_checkpoint:
-    try:
-        if start == "bundled":
-            init = load_checkpoint(BUNDLED_CHECKPOINT)
-        elif start == "session" and st.session_state.get("ft_last_checkpoint"):
-            init = load_checkpoint(st.session_state["ft_last_checkpoint"])
-        elif start == "upload":
-            uploaded = c2.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="ft_init_upload")
-            init = load_checkpoint(uploaded.getvalue()) if uploaded else None
-        if init is not None:
-            c2.caption(tr("ft_init_info", arch=init.meta["arch"], classes=", ".join(init.classes)))
-    except UserError as error:
-        show_error(error)
-        init = None
-    if init is not None:
-        if init.meta["arch"] != arch:
-            c2.info(tr("ft_arch_from_checkpoint", arch=init.meta["arch"]))
-        arch, arch_args, course = init.meta["arch"], dict(init.meta["arch_args"]), False
-    else:
-        c2.info(tr("ft_no_checkpoint"))
-        can_train = False
-if course:
-    arch_args = arch_args | COURSE_RECIPE["arch_args"]
+uploaded = (c2.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="ft_init_upload") if start == "upload"
+            else None)
+point = starting_point(start, arch, arch_args, course, hosted=settings().hosted,
+                       session_checkpoint=st.session_state.get("ft_last_checkpoint"),
+                       upload=uploaded.getvalue() if uploaded else None)
+if point.error is not None:
+    show_error(point.error)
+for note in point.notes:
+    getattr(c2, note.level)(tr(note.key, **note.params))
+init, pretrained, can_train = point.init, point.pretrained, point.can_train
+arch, arch_args, course = point.arch, point.arch_args, point.course
 
 groups = group_names(arch, arch_args)
 default_frozen = list(COURSE_RECIPE["freeze"]) if course else []
 frozen = st.multiselect(tr("ft_freeze"), groups, default=default_frozen, key=f"ft_freeze_{arch}_{course}",
-                        help=tr("ft_freeze_help"))
+                        help=tr("ft_freeze_help"), persist_state="session")
 with st.expander(tr("ft_lr_multipliers")):
     st.caption(tr("ft_lr_multipliers_help"))
     columns = st.columns(len(groups))
     multipliers = {name: columns[i].number_input(name, 0.0, 100.0, 1.0, 0.1, key=f"ft_mult_{arch}_{name}",
-                                                 disabled=name in frozen)
+                                                 disabled=name in frozen, persist_state="session")
                    for i, name in enumerate(groups)}
 
 c1, c2, c3, c4 = st.columns(4)
-optimizer = c1.selectbox(tr("ft_optimizer"), OPTIMIZERS, key="ft_optimizer", format_func=lambda o: tr(f"opt_{o}"))
+optimizer = choice(c1.selectbox, tr("ft_optimizer"), OPTIMIZERS, "ft_optimizer", format_func=lambda o: tr(f"opt_{o}"))
 lr = c1.number_input(tr("ft_lr"), 1e-5, 1.0, 0.05 if optimizer == "sgd" else 0.001, format="%.5f",
-                     key=f"ft_lr_{optimizer}")
-schedule = c2.selectbox(tr("ft_schedule"), SCHEDULES, key="ft_schedule", format_func=lambda s: tr(f"sched_{s}"))
-epochs = c2.slider(tr("ft_epochs"), 1, settings().max_epochs or 50, 5, key="ft_epochs")
-batch_size = c3.select_slider(tr("ft_batch"), [8, 16, 32, 64, 128, 256, 512], 64, key="ft_batch")
+                     key=f"ft_lr_{optimizer}", persist_state="session")
+schedule = choice(c2.selectbox, tr("ft_schedule"), SCHEDULES, "ft_schedule", format_func=lambda s: tr(f"sched_{s}"))
+epochs = c2.slider(tr("ft_epochs"), 1, settings().max_epochs or 50, 5, key="ft_epochs", persist_state="session")
+batch_size = c3.select_slider(tr("ft_batch"), [8, 16, 32, 64, 128, 256, 512], 64, key="ft_batch",
+                              persist_state="session")
 memory, measured = _memory(arch, tuple(sorted(arch_args.items())), batch_size, not server_runner().running())
 c3.caption(tr("ft_memory_measured" if measured else "ft_memory_estimated", mb=memory / 2**20))
 if settings().max_epochs is not None:
     c2.caption(tr("ft_epochs_limit", limit=settings().max_epochs))
-balance = c4.radio(tr("ft_balance"), BALANCING, key="ft_balance", format_func=lambda b: tr(f"balance_{b}"))
+balance = choice(c4.radio, tr("ft_balance"), BALANCING, "ft_balance", format_func=lambda b: tr(f"balance_{b}"))
 on_cuda = best_device().type == "cuda"
-amp = c4.checkbox(tr("ft_amp"), value=on_cuda, disabled=not on_cuda, key="ft_amp", help=tr("ft_amp_help"))
+amp = c4.checkbox(tr("ft_amp"), value=on_cuda, disabled=not on_cuda, key="ft_amp", help=tr("ft_amp_help"),
+                  persist_state="session")
 
-augment_choice = st.radio(tr("ft_augment"), ["default", "page", "none"], horizontal=True, key="ft_augment",
-                          format_func=lambda a: tr(f"ft_augment_{a}"))
+augment_choice = choice(st.radio, tr("ft_augment"), ["default", "page", "none"], "ft_augment", horizontal=True,
+                        format_func=lambda a: tr(f"ft_augment_{a}"))
 augment_spec = None
 if augment_choice == "none":
     augment_spec = {"version": 1, "ops": []}
@@ -207,7 +190,7 @@ config = TrainConfig(
     data=splits.source, labels=source if source in LABEL_SOURCES else "fer2013", arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
-    init_checkpoint=tr(f"ft_start_{start}") if init is not None else None,  # a label: the weights come as `init`
+    init_checkpoint=point.init_checkpoint,  # a start key: the weights come as `init`
     out=f"{arch}.pt",
 )
 others = [j for j in runner.running() if j is not job]
@@ -239,10 +222,15 @@ with st.expander(tr("ft_definitions")):
 
 
 def _line(title: str, series: dict[str, tuple[list, list]], x_title: str) -> go.Figure:
+    """Curves against iterations or epochs (whole numbers on the axis); the legend sits above the plot, clear
+    of the axis title."""
     figure = go.Figure([go.Scatter(x=x, y=y, name=name, mode="lines+markers" if len(x) < 30 else "lines")
                         for name, (x, y) in series.items()])
-    figure.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x_title,
-                         legend=dict(orientation="h", y=-0.25))
+    last = max((max(x) for x, _ in series.values() if len(x)), default=1)
+    figure.update_layout(title=dict(text=title, y=0.97, yanchor="top"), height=300,
+                         margin=dict(l=10, r=10, t=75, b=10),
+                         xaxis=dict(title=x_title, **(dict(tick0=1, dtick=1) if last <= 10 else {})),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
     return figure
 
 

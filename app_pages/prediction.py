@@ -15,7 +15,7 @@ from core.images import decode_image, digest, limit_size
 from core.limits import RateLimiter
 from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
 from core.settings import settings
-from app_pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice_key, lang, photo_figure, session_id,
+from app_pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice, choice_key, kept_uploads, lang, photo_figure, session_id,
                            show_error, tr)
 
 DISPLAY_SIDE = 1600
@@ -58,16 +58,16 @@ def _choose_model() -> tuple[Predictor, str] | None:
         options.append("session")
     options.append("upload")
     handed = st.session_state.get(MODEL_FOR_PREDICTION)
-    key = choice_key("pred_model", "session" if handed else "bundled")
+    default = "session" if handed else "bundled"
     if handed and st.session_state.get("pred_model_handed") != digest(handed):  # "Use for prediction" selects it once
         st.session_state["pred_model_handed"] = digest(handed)
-        st.session_state[key] = "session"
-    choice = st.radio(tr("pred_model"), options, horizontal=True, key=key, persist_state="page",
-                      format_func=lambda o: tr(f"pred_model_{o}"))
+        st.session_state[choice_key("pred_model", default)] = "session"
+    model = choice(st.radio, tr("pred_model"), options, "pred_model", default, horizontal=True,
+                   format_func=lambda o: tr(f"pred_model_{o}"))
     try:
-        if choice == "bundled":
+        if model == "bundled":
             return bundled_predictor(), "bundled"
-        if choice == "session":
+        if model == "session":
             return _predictor(digest(trained), trained), digest(trained)
         upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
         if upload is None:
@@ -77,7 +77,7 @@ def _choose_model() -> tuple[Predictor, str] | None:
         return _predictor(digest(data), data), digest(data)
     except UserError as error:
         show_error(error)
-        if choice == "bundled" and not BUNDLED_CHECKPOINT.exists():
+        if model == "bundled" and not BUNDLED_CHECKPOINT.exists():
             st.info(tr("pred_no_bundled"))
         return None
 
@@ -85,33 +85,32 @@ def _choose_model() -> tuple[Predictor, str] | None:
 def _inputs() -> list[tuple[str, str, np.ndarray]]:
     """(name, digest, RGB) of the sample, several uploads or the camera; bad files are reported and skipped.
     Photos are shrunk as they are decoded, and a run holds at most the server's photo budget."""
-    source = st.segmented_control(tr("image_source"), ["sample", "upload", "camera"], default="sample",
-                                  format_func=lambda s: tr(f"source_{s}"), key="pred_source") or "sample"
+    source = choice(st.segmented_control, tr("image_source"), ["sample", "upload", "camera"], "pred_source",
+                    format_func=lambda s: tr(f"source_{s}")) or "sample"
     if source == "sample":
         st.caption(tr("sample_credit"))
         return [("astronaut.png", "sample", cached_sample_photo())]
     if source == "camera":
         shot = st.camera_input(tr("take_photo"), key="pred_camera")
-        files = [shot] if shot else []
+        files = [(shot.name, shot.getvalue())] if shot else []
     else:
-        files = st.file_uploader(tr("pred_upload"), accept_multiple_files=True, key="pred_upload") or []
+        files = kept_uploads(tr("pred_upload"), "pred_upload", multiple=True)
     limits = settings()
     if len(files) > limits.max_photos:
         st.warning(tr("pred_too_many", limit=limits.max_photos))
         files = files[:limits.max_photos]
     images, pixels = [], 0
-    for file in files:
+    for name, data in files:
         try:
-            data = file.getvalue()
             rgb = decode_image(data, max_side=limits.max_photo_side)
         except UserError as error:
-            st.error(f"{file.name}: {error.message(lang())}", icon="⚠️")
+            st.error(f"{name}: {error.message(lang())}", icon="⚠️")
             continue
         pixels += rgb.shape[0] * rgb.shape[1]
         if pixels > limits.max_megapixels_per_run * 1e6:
             st.error(tr("err_photos_pixels", megapixels=pixels / 1e6, limit=limits.max_megapixels_per_run), icon="⚠️")
             break
-        images.append((file.name, digest(data), rgb))
+        images.append((name, digest(data), rgb))
     if not files:
         st.info(tr("waiting_for_photo"))
     return images
@@ -200,7 +199,8 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
             st.json(api)
         st.download_button(tr("pred_download_json"), json.dumps(api, indent=2), f"{name}.json", "application/json",
                            key=f"pred_json_{index}")
-        if st.toggle(tr("pred_why"), value=index == explained_photo, key=f"pred_why_{index}"):
+        if st.toggle(tr("pred_why"), value=index == explained_photo, key=f"pred_why_{index}",
+                     persist_state="session"):
             st.markdown(tr("pred_why_body"))
             if len(faces) > MAX_EXPLAINED_FACES:
                 st.caption(tr("pred_why_largest", shown=MAX_EXPLAINED_FACES, faces=len(faces)))
@@ -216,8 +216,9 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
 def main() -> None:
     """The whole page, in a function so that no decoded photo outlives the run in a module global."""
     chosen = _choose_model()
-    tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"))
-    thorough = st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help"))
+    tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"), persist_state="session")
+    thorough = st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help"),
+                         persist_state="session")
     images = _inputs()
     if chosen is not None and images:
         show_predictions(*chosen, images, tta, "thorough" if thorough else "auto")

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python bench/bench_faces.py [--repeats N]
+    python -m bench.bench_faces [--repeats N]
 
 The photos, made in memory:
 
@@ -32,21 +32,18 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-import dlib  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import dlib
+import numpy as np
 
-from core.faces import FIRST_SIDE, detect_faces, load_models  # noqa: E402
-from core.images import decode_image, sample_photo  # noqa: E402
+from core.faces import FIRST_SIDE, detect_faces, load_models
+from core.images import decode_image, sample_photo
 
 TARGET_MS = 150  # for the 4000x3000 photo, ours
 

@@ -1,6 +1,6 @@
 """Load on one server: many browser sessions and REST clients at once, and the memory the server keeps.
 
-    FACELAB_PHOTOS_DIR=../shared/photos python bench/bench_load.py [--sessions 5 10 20] [--rate 5] [--quick]
+    FACELAB_PHOTOS_DIR=../shared/photos python -m bench.bench_load [--sessions 5 10 20] [--rate 5] [--quick]
 
 It starts `streamlit run app.py` (the app and the REST route on one port) on 127.0.0.1 and sends traffic
 there only, bounded in count and time:
@@ -30,11 +30,10 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.bench_faces import small_photo  # noqa: E402
-from core.images import encode_jpeg, sample_photo  # noqa: E402
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, running_server  # noqa: E402
+from bench.bench_faces import small_photo
+from core.images import encode_jpeg, sample_photo
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, running_server
 
 GROUP_PHOTO = "2007_007763.jpg"  # 7 faces
 

@@ -1,6 +1,6 @@
 """Prediction: what framing and detection cost in accuracy, how well faces are found, and how fast it is.
 
-    FACELAB_DATA_DIR=... FACELAB_PHOTOS_DIR=... python bench/bench_predict.py [--checkpoint C] [--faces 600]
+    FACELAB_DATA_DIR=... FACELAB_PHOTOS_DIR=... python -m bench.bench_predict [--checkpoint C] [--faces 600]
 
 1. Framing. FER2013 validation faces are upscaled, pasted into 320x320 canvases and changed by one
    condition at a time (face size, rotation, brightness, blur), then sent through the whole pipeline:
@@ -31,16 +31,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.bench_faces import small_photo  # noqa: E402
-from core import faces as face_module  # noqa: E402
-from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint  # noqa: E402
-from core.data import LABEL_SOURCES, fer2013_path, load_npz  # noqa: E402
-from core.errors import DatasetError  # noqa: E402
-from core.evaluate import shared_class_predictions  # noqa: E402
-from core.images import decode_image, encode_jpeg, sample_photo  # noqa: E402
-from core.predict import CROP_PAD, Predictor  # noqa: E402
+from bench.bench_faces import small_photo
+from core import faces as face_module
+from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+from core.data import LABEL_SOURCES, fer2013_path, load_npz
+from core.errors import DatasetError
+from core.evaluate import shared_class_predictions
+from core.images import decode_image, encode_jpeg, sample_photo
+from core.predict import CROP_PAD, Predictor
 
 CANVAS = 320
 BASE_SCALE = 3
@@ -88,16 +86,6 @@ def box_crop(predictor: Predictor, rgb: np.ndarray, face: face_module.Face) -> n
     return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
 
 
-def raw_probabilities(predictor: Predictor, x: np.ndarray, tta: bool) -> np.ndarray:
-    """The classifier on stored crops (N, 1, 48, 48), padded by reflection to the predictor's crop
-    size so that the centre view is the stored crop itself."""
-    pad = int(round(predictor.input_size * CROP_PAD)) - predictor.input_size
-    crops = [cv2.copyMakeBorder(image[0], pad // 2, pad - pad // 2, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT_101)
-             for image in x]
-    return np.concatenate([predictor.probabilities(crops[start:start + 256], tta)
-                           for start in range(0, len(crops), 256)])
-
-
 def framing(predictor: Predictor, dataset, count: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
@@ -109,7 +97,7 @@ def framing(predictor: Predictor, dataset, count: int, seed: int) -> dict:
     def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float | None:
         return float((predicted == truth).mean()) if len(truth) else None
 
-    raw = labels(raw_probabilities(predictor, x, tta=False))
+    raw = labels(predictor.stored_crop_probabilities(x))
     result = {"faces": len(picked), "raw_accuracy": accuracy(raw, y), "conditions": {}}
     for name, (scale, angle, brightness, blur) in CONDITIONS.items():
         canvases = [canvas_for(image[0], rng, scale, angle, brightness, blur) for image in x]
@@ -204,7 +192,7 @@ def test_accuracy(predictor: Predictor, path: Path) -> dict:
         except DatasetError as error:  # ferplus.npz missing: report what can be measured
             result[labels] = {"error": str(error)}
             continue
-        plain, tta = (shared_class_predictions(raw_probabilities(predictor, dataset.x, tta=augmented), predictor.classes,
+        plain, tta = (shared_class_predictions(predictor.stored_crop_probabilities(dataset.x, augmented), predictor.classes,
                                                dataset.classes) for augmented in (False, True))
         result[labels] = {"images": len(dataset), "accuracy": float((plain == dataset.y).mean()),
                           "accuracy_tta": float((tta == dataset.y).mean())}

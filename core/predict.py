@@ -36,6 +36,7 @@ from core.presets import to_network_input
 # The crop is made this much larger than the network's input, so that the lecture's local crops
 # (test-time augmentation) stay on the face; without TTA the centre is used.
 CROP_PAD = 1.1
+API_DECIMALS = 6  # a float32 network's scores carry no more; the JSON would otherwise show 16 digits
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class FaceScores:
     def to_api(self) -> dict:
         left, top, width, height = self.box
         return {"faceRectangle": {"left": left, "top": top, "width": width, "height": height},
-                "scores": self.scores}
+                "scores": {name: round(score, API_DECIMALS) for name, score in self.scores.items()}}
 
     @property
     def top_class(self) -> str:
@@ -110,6 +111,16 @@ class Predictor:
             logits = self.model(to_network_input(batch, self.arch))
         probabilities = F.softmax(logits.float(), dim=1).reshape(len(crops), -1, len(self.classes)).mean(dim=1)
         return probabilities.numpy().astype(np.float64)
+
+    def stored_crop_probabilities(self, x: np.ndarray, tta: bool = False, batch: int = 256) -> np.ndarray:
+        """(N, K) probabilities for crops stored as a data set holds them, (N, C, S, S) at the input size,
+        padded by reflection to the predictor's crop size so that the centre view is the stored crop."""
+        pad = int(round(self.input_size * CROP_PAD)) - self.input_size
+        views = (image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0) for image in x)
+        crops = [cv2.copyMakeBorder(view, pad // 2, pad - pad // 2, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT_101)
+                 for view in views]
+        return np.concatenate([self.probabilities(crops[start:start + batch], tta)
+                               for start in range(0, len(crops), batch)])
 
     def predict_many(self, images: list[np.ndarray], tta: bool = False, search: str = "auto") -> list[list[FaceScores]]:
         """Every face of every image, classified in one batch; faces sorted by size. `search` is

@@ -1,16 +1,14 @@
-"""Shared fixtures: the repo root on sys.path and small in-memory test images."""
+"""Shared fixtures: small in-memory test images, fresh settings, and the string-catalog check.
+(pyproject.toml puts the repo root on sys.path for pytest.)"""
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def gradient_image(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:

@@ -93,7 +93,7 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
 
 def test_fer_plus_votes_train_an_8_class_model(page_factory):
     at = page_factory()
-    at.radio(key="ft_source").set_value("ferplus").run()
+    at.radio(key="ft_source_en").set_value("ferplus").run()
     assert not at.exception, [e.value for e in at.exception]
     at.slider(key="ft_epochs").set_value(1).run()
     at.button(key="ft_train_button").click().run()
@@ -130,9 +130,9 @@ def test_hosted_mode_shows_no_server_path_and_no_oversized_network(page_factory,
     assert [t.key for t in at.text_input] == []  # no data-folder box
     page_text = " ".join(str(e.value) for kind in ("markdown", "caption", "warning", "info") for e in at.get(kind))
     assert str(tmp_path) not in page_text
-    assert "vgg16" not in at.selectbox(key="ft_arch").options and "Face VGG" in " ".join(at.selectbox(key="ft_arch").options)
+    assert "vgg16" not in at.selectbox(key="ft_arch_en").options and "Face VGG" in " ".join(at.selectbox(key="ft_arch_en").options)
     assert at.slider(key="ft_epochs").max == 30
-    at.radio(key="ft_source").set_value("ferplus").run()  # the host's FER2013 is still offered
+    at.radio(key="ft_source_en").set_value("ferplus").run()  # the host's FER2013 is still offered
     assert not at.exception and not at.warning
 
 

@@ -31,7 +31,7 @@ def page(tmp_path) -> AppTest:
 
 
 def _upload(at: AppTest, *files: tuple[str, bytes, str]) -> None:
-    at.segmented_control(key="pred_source").set_value("upload").run()
+    at.segmented_control(key="pred_source_en").set_value("upload").run()
     at.file_uploader(key="pred_upload").set_value(list(files)).run()
     assert not at.exception, [e.value for e in at.exception]
 

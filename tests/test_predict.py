@@ -56,8 +56,9 @@ def test_emotion_api_shape(predictor):
         assert set(face) == {"faceRectangle", "scores"}
         assert set(face["faceRectangle"]) == {"left", "top", "width", "height"}
         assert list(face["scores"]) == list(EXPRESSION_KEYS)
-        assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-5)
         assert all(0 <= v <= 1 for v in face["scores"].values())
+        assert all(len(repr(v)) <= 8 for v in face["scores"].values()), "at most 6 decimals, not 16 digits"
         box = face["faceRectangle"]
         assert all(isinstance(v, int) for v in box.values())
         assert box["left"] >= 0 and box["top"] >= 0
@@ -71,7 +72,7 @@ def test_a_7_class_fer2013_checkpoint_still_predicts_its_7_keys(tmp_path):
     path = save_checkpoint(tmp_path / "seven.pt", model, make_meta("face_vgg", {"width": 8}, FER2013_KEYS))
     faces = Predictor.from_checkpoint(path).predict(sample_photo())
     assert len(faces) == 1 and list(faces[0]["scores"]) == list(FER2013_KEYS)
-    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_boxes_are_clipped_at_the_edge(predictor):
@@ -102,7 +103,7 @@ def test_tta_averages_ten_views(predictor):
     assert predictor.views(crop, tta=True).shape == (10, 1, 48, 48)
     assert predictor.views(crop, tta=False).shape == (1, 1, 48, 48)
     faces = predictor.predict(sample_photo(), tta=True)
-    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert sum(faces[0]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_explanation_maps(predictor):

@@ -1,6 +1,6 @@
 """Rebuild models/face_template.json: the typical place of each of dlib's 68 landmarks in a FER2013 crop.
 
-    FACELAB_DATA_DIR=... python tools/build_face_template.py [--faces 3000] [--seed 0]
+    FACELAB_DATA_DIR=... python -m tools.build_face_template [--faces 3000] [--seed 0]
 
 Training faces are upscaled 4x (48 -> 192 px, bicubic) and edge-padded, found with dlib's HOG detector and
 fitted with the 68-point shape predictor; the landmarks are mapped back to the 48x48
@@ -12,16 +12,13 @@ import argparse
 import datetime
 import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.data import fer2013_path, load_npz  # noqa: E402
-from core.faces import detect_faces  # noqa: E402
-from core.framing import TEMPLATE_FILE  # noqa: E402
+from core.data import fer2013_path, load_npz
+from core.faces import detect_faces
+from core.framing import TEMPLATE_FILE
 
 SCALE = 4
 PAD = 48  # pixels of the upscaled face repeated on each side, so the detector sees the whole head
