@@ -1,6 +1,7 @@
 """AppTest for the fine-tuning page: a short run shows its metrics; a second start meets the busy message."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -48,8 +49,8 @@ def page_factory(tmp_path, monkeypatch):
     _tiny_fer(tmp_path)
     monkeypatch.setenv("FACELAB_DATA_DIR", str(tmp_path))
     # AppTest gives every app the same session id: give each its own, and count them all as connected
-    monkeypatch.setattr("app_app_pages._shared.session_id", lambda: st.session_state.setdefault("test_id", uuid.uuid4().hex))
-    monkeypatch.setattr("app_app_pages._shared.session_alive", lambda session: True)
+    monkeypatch.setattr("app_pages._shared.session_id", lambda: st.session_state.setdefault("test_id", uuid.uuid4().hex))
+    monkeypatch.setattr("app_pages._shared.session_alive", lambda session: True)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(APP, default_timeout=180)
@@ -86,6 +87,11 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
     assert [m.label for m in at.metric] == ["Throughput", "Time left", "Memory (peak)", "Best validation accuracy"]
     assert any("Epoch 2: validation accuracy" in s.value for s in at.subheader)
     assert any("Best validation accuracy" in s.value for s in at.success)
+    layouts = {layout["title"]["text"]: layout for layout in
+               (json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart"))}
+    accuracy = layouts["Accuracy and macro-F1 per epoch"]
+    assert accuracy["xaxis"]["dtick"] == 1, "whole epochs only, no tick at 0.5"
+    assert accuracy["legend"]["y"] >= 1 and accuracy["legend"]["yanchor"] == "bottom", "legend clear of the axis title"
     at.button(key="ft_use").click().run()
     assert at.session_state["prediction_checkpoint"] == job.checkpoint
     assert not Path(job.config.out).parent.exists()  # the job's folder went with the job
@@ -158,7 +164,7 @@ def test_a_job_whose_visitor_left_can_be_stopped_by_another(page_factory, monkey
     first.button(key="ft_train_button").click().run()
     job = first.session_state["ft_job"]
     try:
-        monkeypatch.setattr("app_app_pages._shared.session_alive", lambda session: session != job.owner)
+        monkeypatch.setattr("app_pages._shared.session_alive", lambda session: session != job.owner)
         second = page_factory()
         assert "has left" in " ".join(c.value for c in second.caption)
         second.button(key="ft_stop_orphan").click().run()
@@ -167,3 +173,10 @@ def test_a_job_whose_visitor_left_can_be_stopped_by_another(page_factory, monkey
     finally:
         job.stop.set()
         job.thread.join(timeout=60)
+
+
+def test_imagenet_weights_are_offered_only_for_networks_that_have_them(page_factory):
+    at = page_factory()
+    assert "ImageNet weights" not in at.radio(key="ft_start_en").options  # face_vgg has none
+    at.selectbox(key="ft_arch_en").set_value("vgg16").run()
+    assert "ImageNet weights" in at.radio(key="ft_start_en").options

@@ -90,3 +90,8 @@ def test_class_names_come_from_the_catalog():
 
     assert [display_name(key, "zh") for key in EXPRESSION_KEYS[:2]] == ["愤怒", "轻蔑"]
     assert display_name("my_own_class", "zh") == "my_own_class"
+
+
+def test_no_string_tells_a_web_visitor_to_run_a_command():
+    commands = [key for key, entry in strings(FALLBACK).items() if any("python " in text for text in forms(entry))]
+    assert not commands
