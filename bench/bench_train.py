@@ -15,6 +15,11 @@ Run from the repository root (FER2013 is found through FACELAB_DATA_DIR):
   run with the network in channels_last (as ours is), which isolates what the data path alone is worth.
   The first 2 batches of each baseline run are not timed.
 
+With `--against REV` (a git revision, e.g. HEAD), `core/train.py` as it was at REV is loaded beside
+today's and both engines train the same subset in turns (`--rounds` times each, alternating, so a busy
+machine slows both alike); the ratios of their median second-epoch images/s and of their median CPU
+seconds a run are reported (above 1: today's is faster). `--engine-only` skips the baselines.
+
 It prints a table and, last, one JSON line. Timings are reported, never asserted. On a machine
 shared with other jobs, numbers are lower and noisier; the load average is printed with them.
 """
@@ -24,9 +29,12 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +51,8 @@ from torchvision import datasets, transforms  # noqa: E402
 from core.data import DATA_DIR_VARIABLE, Dataset, Splits, fer2013_path, load_npz  # noqa: E402
 from core.batch_augment import augment_batch  # noqa: E402
 from core.presets import default_augmentation, to_network_input  # noqa: E402
-from core.train import TrainConfig, _batches, freeze_groups, make_optimizer, train  # noqa: E402
+from core import train as engine_now  # noqa: E402
+from core.train import TrainConfig, _batches, freeze_groups, make_optimizer  # noqa: E402
 from models.registry import ARCHITECTURES, build_model  # noqa: E402
 
 BATCH = 128
@@ -83,14 +92,46 @@ def load_grey(path: str) -> Image.Image:
 # --------------------------------------------------------------------------- runs
 
 
-def run_ours(splits: Splits, folder: Path) -> dict:
-    """core.train.train for two epochs; the second epoch's throughput."""
-    config = TrainConfig(arch="face_vgg", epochs=2, batch_size=BATCH, augment=None, amp=False,
-                         out=str(folder / "ours.pt"))
-    progress = train(config, splits, device=torch.device("cpu"))
+def run_ours(splits: Splits, folder: Path, engine: types.ModuleType = engine_now) -> dict:
+    """`engine.train` (core.train's, or another revision's) for two epochs; the second epoch's throughput."""
+    config = engine.TrainConfig(arch="face_vgg", epochs=2, batch_size=BATCH, augment=None, amp=False,
+                                out=str(folder / "ours.pt"))
+    progress = engine.train(config, splits, device=torch.device("cpu"))
     first, second = progress.epochs
     return {"images_per_s": second.images_per_s, "first_epoch_images_per_s": first.images_per_s,
             "batches": progress.batches_per_epoch}
+
+
+def engine_at(revision: str) -> types.ModuleType:
+    """core/train.py as it was at a git revision, as a module of its own beside today's."""
+    source = subprocess.run(["git", "show", f"{revision}:core/train.py"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    module = types.ModuleType(f"core.train_at_{revision}")
+    module.__file__ = str(ROOT / "core" / "train.py")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:core/train.py", "exec"), module.__dict__)
+    return module
+
+
+def compare_engines(splits: Splits, folder: Path, revision: str, rounds: int) -> dict:
+    """Today's engine and REV's in turns: the median second-epoch images/s of each, and the median CPU
+    seconds of a whole run (with one torch thread, far less sensitive to other jobs than wall time)."""
+    engines = {"now": engine_now, revision: engine_at(revision)}
+    speeds: dict[str, list[float]] = {name: [] for name in engines}
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
+    for round_ in range(rounds):
+        for name in (list(engines) if round_ % 2 == 0 else list(engines)[::-1]):
+            started = time.process_time()
+            speeds[name].append(run_ours(splits, folder, engines[name])["images_per_s"])
+            cpu[name].append(time.process_time() - started)
+    medians = {name: statistics.median(values) for name, values in speeds.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    return {"revision": revision, "rounds": rounds,
+            "images_per_s": {k: [round(v, 1) for v in values] for k, values in speeds.items()},
+            "cpu_s": {k: [round(v, 2) for v in values] for k, values in cpu.items()},
+            "median_images_per_s": {k: round(v, 1) for k, v in medians.items()},
+            "ratio_now_vs_revision": round(medians["now"] / medians[revision], 3),
+            "cpu_ratio_revision_vs_now": round(cpu_medians[revision] / cpu_medians["now"], 3)}
 
 
 def ours_data_only(splits: Splits, batches: int) -> dict:
@@ -174,6 +215,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's choice)")
     parser.add_argument("--workers", default="0,2", help="DataLoader num_workers values for the baseline")
     parser.add_argument("--quick", action="store_true", help="fewer images, one worker setting")
+    parser.add_argument("--against", metavar="REV", help="also time core/train.py at this git revision, in turns")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each engine")
+    parser.add_argument("--engine-only", action="store_true", help="with --against: skip the baselines")
     args = parser.parse_args()
     if args.quick:
         args.images, args.workers = 768, "0"
@@ -183,6 +227,19 @@ def main() -> None:
     load_before = os.getloadavg()
 
     splits, path = load_fer_subset(args.images)
+    if args.against:
+        with tempfile.TemporaryDirectory(prefix="bench_train_") as temporary:
+            comparison = compare_engines(splits, Path(temporary), args.against, args.rounds)
+        load_after = os.getloadavg()
+        print(f"engine now vs {args.against}: {comparison['ratio_now_vs_revision']:.3f}× the images/s, "
+              f"{comparison['cpu_ratio_revision_vs_now']:.3f}× less CPU time a run "
+              f"(median second-epoch images/s {comparison['median_images_per_s']}, {args.images} images, "
+              f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} / {load_after[0]:.1f})")
+        print(json.dumps({"bench": "train_engine", **comparison, "images": args.images,
+                          "threads": torch.get_num_threads(),
+                          "load_average": [round(load_before[0], 2), round(load_after[0], 2)]}))
+        if args.engine_only:
+            return
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_train_") as temporary:
         folder = Path(temporary)

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on a data split.
+"""Scoring a network on a data set: the training engine's validation and the command line below.
 
     python -m core.evaluate --checkpoint models/checkpoints/fer_face_vgg.pt \
         --data $FACELAB_DATA_DIR/fer2013.npz --split test [--labels ferplus|fer2013] --json
@@ -8,18 +8,59 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.data import LABEL_SOURCES, Dataset, load_data
 from core.device import best_device
 from core.errors import DatasetError, UserError
 from core.metrics import Metrics, compute_metrics
-from core.train import predict
+from core.presets import to_network_input
 
 SPLITS = ("train", "val", "test")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
+            stop: threading.Event | None = None, with_loss: bool = True) -> tuple[np.ndarray, float]:
+    """Class probabilities for every image, and the mean cross-entropy loss (0 without `with_loss`,
+    for data labelled with other classes than the model's)."""
+    model.eval()
+    probabilities, total_loss = [], 0.0
+    for start in range(0, len(dataset), batch_size):
+        if stop is not None and stop.is_set():
+            break
+        x = torch.from_numpy(dataset.x[start:start + batch_size]).to(device).float()
+        logits = model(to_network_input(x, arch)).float()
+        if with_loss:
+            y = torch.from_numpy(dataset.y[start:start + batch_size]).to(device)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        probabilities.append(logits.softmax(dim=1).cpu().numpy())
+    if not probabilities:
+        return np.zeros((0, len(dataset.classes))), 0.0
+    stacked = np.concatenate(probabilities)
+    return stacked, total_loss / len(stacked)
+
+
+def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
+                   stop: threading.Event | None = None) -> tuple[Metrics, float, int]:
+    """Metrics, mean loss and the number of images scored: all of them, or the first ones when `stop`
+    is set on the way (0 when it was set before the first batch)."""
+    probabilities, loss = predict(model, arch, dataset, device, batch_size, stop)
+    scored = len(probabilities)
+    return compute_metrics(dataset.y[:scored], probabilities.argmax(axis=1), dataset.classes), loss, scored
+
+
+def validation_sample(dataset: Dataset, size: int) -> Dataset:
+    """At most `size` images spread evenly over the set (which may be sorted by class)."""
+    if len(dataset) <= size:
+        return dataset
+    return dataset.subset(np.linspace(0, len(dataset) - 1, size).round().astype(int))
 
 
 def shared_class_predictions(probabilities: np.ndarray, model_classes: tuple[str, ...],

@@ -4,19 +4,22 @@
 
 The page runs `train()` in a background thread and reads the `Progress` object it fills; the
 command line prints a progress bar. A `Stop` event ends the run within one batch, keeping the
-best checkpoint so far.
+best checkpoint so far. `train()` reads top to bottom: `setup()` builds the run, then each epoch is
+`train_one_epoch()` and, on rank 0, `validate_and_checkpoint()` (scoring lives in core.evaluate).
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+import logging
 import math
 import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,11 @@ from torch import nn
 from core import augment as aug
 from core.batch_augment import augment_batch
 from core.checkpoint import Checkpoint, load_checkpoint, make_meta, save_checkpoint
-from core.data import LABEL_SOURCES, Dataset, Splits, class_weights, load_data, sample_weights
+from core.data import LABEL_SOURCES, Splits, class_weights, load_data, sample_weights
 from core.device import best_device
 from core.errors import TrainingError, UserError
-from core.metrics import Metrics, compute_metrics
+from core.evaluate import evaluate_model, validation_sample
+from core.metrics import Metrics
 from core.presets import default_augmentation, to_network_input
 from models.registry import (ARCHITECTURES, PretrainedUnavailable, build_model, check_args, group_names, layer_groups,
                              load_pretrained)
@@ -39,6 +43,7 @@ from models.registry import (ARCHITECTURES, PretrainedUnavailable, build_model, 
 BALANCING = ("none", "weighted_loss", "sampler")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "onecycle", "constant")
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,6 +125,47 @@ class Progress:
     def fraction(self) -> float:
         total = self.total_epochs * max(self.batches_per_epoch, 1)
         return min(1.0, ((self.epoch - 1) * self.batches_per_epoch + self.batch) / total) if total and self.epoch else 0.0
+
+    def start(self, total_epochs: int, batches_per_epoch: int, classes: tuple[str, ...], val_size: int) -> None:
+        self.total_epochs, self.batches_per_epoch = total_epochs, batches_per_epoch
+        self.classes, self.val_size, self.status = classes, val_size, "running"
+
+    def restore(self, best_accuracy: float, best_epoch: int, epochs: list[EpochRecord],
+                checkpoint: str | None) -> None:
+        """What a resumed run had done before."""
+        self.best_accuracy, self.best_epoch, self.epochs = best_accuracy, best_epoch, epochs
+        self.checkpoint = checkpoint
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.batch = epoch, 0
+
+    def record_batch(self, index: int, loss: float, lr: float, images_per_s: float, eta_s: float,
+                     memory_bytes: int) -> None:
+        self.batch = index
+        self.iteration_loss.append(loss)
+        self.iteration_lr.append(lr)
+        self.images_per_s, self.eta_s, self.memory_bytes = images_per_s, eta_s, memory_bytes
+
+    def record_epoch(self, record: EpochRecord, metrics: Metrics) -> bool:
+        """Add a validated epoch; whether it is the best so far."""
+        self.epochs.append(record)
+        self.last_metrics = metrics
+        if metrics.accuracy <= self.best_accuracy:
+            return False
+        self.best_accuracy, self.best_epoch, self.best_metrics = metrics.accuracy, record.epoch, metrics
+        return True
+
+    def saved(self, checkpoint: str) -> None:
+        self.checkpoint = checkpoint
+
+    def stopping(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def finish(self, stopped: bool) -> None:
+        self.eta_s = 0.0
+        if stopped:
+            self.stop_reason = self.stop_reason or "stop"
+        self.status = "stopped" if stopped else "finished"
 
 
 # --------------------------------------------------------------------------- pieces
@@ -216,59 +262,28 @@ def make_optimizer(config: TrainConfig, groups: dict[str, nn.Module]) -> torch.o
     return optimizer(param_groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     """Stepped once per batch."""
+    schedulers = torch.optim.lr_scheduler
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=total)
-    if config.schedule == "step":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: config.step_gamma ** ((step // steps_per_epoch) // config.step_size))
+        return schedulers.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total)
     if config.schedule == "cosine":
-        warmup = min(steps_per_epoch, total // 10)
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: (step + 1) / warmup if step < warmup
-            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        return _warmup_cosine(optimizer, warmup=min(steps_per_epoch, total // 10), total=total)
+    if config.schedule == "step":  # the step size is in epochs, the schedule counts batches
+        return schedulers.StepLR(optimizer, step_size=config.step_size * steps_per_epoch, gamma=config.step_gamma)
+    return schedulers.LambdaLR(optimizer, lambda step: 1.0)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
-            stop: threading.Event | None = None, with_loss: bool = True) -> tuple[np.ndarray, float]:
-    """Class probabilities for every image, and the mean cross-entropy loss (0 without `with_loss`,
-    for data labelled with other classes than the model's)."""
-    model.eval()
-    probabilities, total_loss = [], 0.0
-    for start in range(0, len(dataset), batch_size):
-        if stop is not None and stop.is_set():
-            break
-        x = torch.from_numpy(dataset.x[start:start + batch_size]).to(device).float()
-        logits = model(to_network_input(x, arch)).float()
-        if with_loss:
-            y = torch.from_numpy(dataset.y[start:start + batch_size]).to(device)
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        probabilities.append(logits.softmax(dim=1).cpu().numpy())
-    if not probabilities:
-        return np.zeros((0, len(dataset.classes))), 0.0
-    stacked = np.concatenate(probabilities)
-    return stacked, total_loss / len(stacked)
-
-
-def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
-                   stop: threading.Event | None = None) -> tuple[Metrics, float, int]:
-    """Metrics, mean loss and the number of images scored: all of them, or the first ones when `stop`
-    is set on the way (0 when it was set before the first batch)."""
-    probabilities, loss = predict(model, arch, dataset, device, batch_size, stop)
-    scored = len(probabilities)
-    return compute_metrics(dataset.y[:scored], probabilities.argmax(axis=1), dataset.classes), loss, scored
-
-
-def validation_sample(dataset: Dataset, size: int) -> Dataset:
-    """At most `size` images spread evenly over the set (which may be sorted by class)."""
-    if len(dataset) <= size:
-        return dataset
-    return dataset.subset(np.linspace(0, len(dataset) - 1, size).round().astype(int))
+def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Batch s of the first `warmup` trains at (s + 1) / warmup of the rate, then a cosine falls to 0 at `total`."""
+    schedulers = torch.optim.lr_scheduler
+    cosine = schedulers.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+    if warmup == 0:
+        return cosine
+    linear = schedulers.LinearLR(optimizer, start_factor=1 / warmup, total_iters=max(1, warmup - 1))
+    return schedulers.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
 
 
 def memory_in_use(device: torch.device) -> int:
@@ -309,23 +324,26 @@ def estimate_batch_memory(arch: str, arch_args: dict[str, Any], batch_size: int,
     measure=False while a job uses the GPU) rather than estimated (weights, gradients, two optimizer
     buffers, stored activations and their gradients)."""
     device = device or best_device()
-    architecture = ARCHITECTURES[arch]
     if device.type == "cuda" and measure:
         try:
-            model = build_model(arch, num_classes, **(architecture.defaults | arch_args)).to(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
-            x = torch.randn(batch_size, architecture.channels, architecture.input_size, architecture.input_size,
-                            device=device)
-            model(x).logsumexp(dim=1).mean().backward()
-            measured = torch.cuda.max_memory_allocated(device) - before
-            return int(measured), True
+            return _trial_step(arch, arch_args, batch_size, num_classes, device), True
         except torch.cuda.OutOfMemoryError:
             pass  # it does not fit; the estimate below says how much it would need
         finally:
-            torch.cuda.empty_cache()
+            torch.cuda.empty_cache()  # the trial's tensors died with its frame: hand their memory back
     parameters, activations = _footprint(arch, json.dumps(arch_args, sort_keys=True), num_classes)
     return int(4 * (4 * parameters + 2 * batch_size * activations)), False
+
+
+def _trial_step(arch: str, arch_args: dict[str, Any], batch_size: int, num_classes: int, device: torch.device) -> int:
+    """Peak bytes of one forward and backward pass on `device`, beyond what was allocated before it."""
+    architecture = ARCHITECTURES[arch]
+    model = build_model(arch, num_classes, **(architecture.defaults | arch_args)).to(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    x = torch.randn(batch_size, architecture.channels, architecture.input_size, architecture.input_size, device=device)
+    model(x).logsumexp(dim=1).mean().backward()
+    return int(torch.cuda.max_memory_allocated(device) - before)
 
 
 def _batches(count: int, batch_size: int, rng: np.random.Generator, weights: np.ndarray | None,
@@ -344,42 +362,71 @@ def _state_path(out: Path) -> Path:
     return out.with_name(out.stem + ".state.pt")
 
 
-def _save_state(path: Path, model: nn.Module, optimizer, schedule, scaler, epoch: int,
-                rng: np.random.Generator, progress: Progress) -> None:
-    """Everything needed to resume after `epoch`, written atomically like the checkpoint."""
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch, "rng": json.dumps(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(), "best_accuracy": progress.best_accuracy,
-                "best_epoch": progress.best_epoch, "epochs": json.dumps([asdict(e) for e in progress.epochs])},
-               temporary)
-    os.replace(temporary, path)
+# --------------------------------------------------------------------------- the run
 
 
-def _load_state(path: Path, model: nn.Module, optimizer, schedule, scaler, rng: np.random.Generator,
-                progress: Progress) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    scaler.load_state_dict(state["scaler"])
-    rng.bit_generator.state = json.loads(state["rng"])
-    torch.set_rng_state(state["torch_rng"])
-    progress.best_accuracy, progress.best_epoch = state["best_accuracy"], state["best_epoch"]
-    progress.epochs = [EpochRecord(**record) for record in json.loads(state["epochs"])]
-    return int(state["epoch"])
+@dataclass
+class Run:
+    """What `setup` builds for one run; the epoch and validation steps read it."""
+
+    config: TrainConfig
+    splits: Splits
+    device: torch.device
+    model: nn.Module  # the plain network: what is validated and saved
+    network: nn.Module  # what trains: `model`, or `model` inside DistributedDataParallel
+    arch: str
+    arch_args: dict[str, Any]
+    groups: dict[str, nn.Module]
+    spec: aug.PipelineSpec
+    rng: np.random.Generator  # augmentation draws, different on every rank
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loss_weights: torch.Tensor | None
+    sampler: np.ndarray | None  # per-image draw weights, for balance="sampler"
+    steps_per_epoch: int
+    use_amp: bool
+    distributed: bool = False
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
 
 
-def _save_best(path: Path, model: nn.Module, arch: str, arch_args: dict[str, Any], config: TrainConfig,
-               splits: Splits, metrics: Metrics, epoch: int) -> None:
-    # File names only: a checkpoint is downloaded by visitors, and must not tell them the server's folders.
-    data = Path(splits.source).name
-    meta = make_meta(arch, arch_args, splits.classes, config=config.to_dict() | {"data": data, "out": path.name},
-                     epoch=epoch, metrics={"val": metrics.to_dict()}, data=data)
-    save_checkpoint(path, model, meta)
+@dataclass
+class EpochTotals:
+    seen: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    started: float = field(default_factory=time.perf_counter)
 
 
-# --------------------------------------------------------------------------- the loop
+def setup(config: TrainConfig, splits: Splits, device: torch.device, init: Checkpoint | None = None) -> Run:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    world = torch.distributed.get_world_size() if distributed else 1
+    torch.manual_seed(config.seed)
+    model, arch, arch_args = prepare_model(config, splits.classes, init)
+    check_groups(config, arch, arch_args)
+    groups = freeze_groups(model, arch, config.freeze)
+    model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    spec = (default_augmentation(ARCHITECTURES[arch].input_size) if config.augment is None
+            else aug.spec_from_dict(config.augment))
+    counts = splits.train.counts()
+    loss_weights = (torch.tensor(class_weights(counts), dtype=torch.float32, device=device)
+                    if config.balance == "weighted_loss" else None)
+    sampler = sample_weights(splits.train.y, counts) if config.balance == "sampler" else None
+    steps_per_epoch = len(_batches(len(splits.train), config.batch_size, np.random.default_rng(0), None, rank, world))
+    optimizer = make_optimizer(config, groups)
+    use_amp = config.amp and device.type == "cuda"
+    return Run(config, splits, device, model, nn.parallel.DistributedDataParallel(model) if distributed else model,
+               arch, arch_args, groups, spec, np.random.default_rng([config.seed, rank]), optimizer,
+               make_schedule(config, optimizer, steps_per_epoch), torch.amp.GradScaler("cuda", enabled=use_amp),
+               loss_weights, sampler, steps_per_epoch, use_amp, distributed, rank, world)
 
 
 def _stopped_everywhere(stop: threading.Event, distributed: bool, device: torch.device) -> bool:
@@ -393,6 +440,128 @@ def _stopped_everywhere(stop: threading.Event, distributed: bool, device: torch.
     return stop.is_set()
 
 
+def train_step(run: Run, batch: np.ndarray) -> tuple[float, int]:
+    """One optimizer step on the training images `batch` indexes: the loss, and how many it got right."""
+    data, device = run.splits.train, run.device
+    x = torch.from_numpy(data.x[batch]).to(device, non_blocking=True)
+    y = torch.from_numpy(data.y[batch]).to(device, non_blocking=True)
+    target = y if data.targets is None else torch.from_numpy(data.targets[batch]).to(device)
+    x = to_network_input(augment_batch(x, run.spec, run.rng) if run.spec.ops else x.float(), run.arch)
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
+        logits = run.network(x)
+        loss = F.cross_entropy(logits.float(), target, weight=run.loss_weights,
+                               label_smoothing=run.config.label_smoothing)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.schedule.step()
+    return loss.item(), int((logits.argmax(dim=1) == y).sum().item())
+
+
+def train_one_epoch(run: Run, epoch: int, progress: Progress, stop: threading.Event, deadline: float) -> EpochTotals:
+    """Every batch of one epoch, until Stop or the wall-time cap ends it on every rank."""
+    config = run.config
+    progress.start_epoch(epoch)
+    set_train_mode(run.network, run.groups, config.freeze)
+    totals = EpochTotals()
+    order_rng = np.random.default_rng([config.seed, epoch])  # the same on every rank, whatever augmentation drew
+    batches = _batches(len(run.splits.train), config.batch_size, order_rng, run.sampler, run.rank, run.world)
+    for index, batch in enumerate(batches, 1):
+        if time.monotonic() > deadline and not stop.is_set():
+            progress.stopping("time_limit")
+            stop.set()
+        if _stopped_everywhere(stop, run.distributed, run.device):
+            break
+        loss, correct = train_step(run, batch)
+        totals.seen += len(batch)
+        totals.loss_sum += loss * len(batch)
+        totals.correct += correct
+        elapsed = time.perf_counter() - totals.started
+        remaining = (config.epochs - epoch) * run.steps_per_epoch + (run.steps_per_epoch - index)
+        progress.record_batch(index, loss, run.optimizer.param_groups[-1]["lr"],
+                              images_per_s=totals.seen * run.world / max(elapsed, 1e-9),
+                              eta_s=remaining * elapsed / index, memory_bytes=memory_in_use(run.device))
+    return totals
+
+
+def validate_and_checkpoint(run: Run, epoch: int, totals: EpochTotals, progress: Progress,
+                            stop: threading.Event) -> None:
+    """Rank 0's end of an epoch: score the validation set, keep the checkpoint when it is the best so
+    far, and save the state to resume from."""
+    config, val = run.config, run.splits.val
+    metrics, val_loss, validated = evaluate_model(run.model, run.arch, val, run.device, config.batch_size, stop)
+    if validated < len(val):  # Stop came before or during validation
+        if progress.checkpoint is not None:
+            return
+        # No checkpoint yet: score one more batch, spread over the classes, so the run keeps its weights.
+        sample = validation_sample(val, config.batch_size)
+        metrics, val_loss, validated = evaluate_model(run.model, run.arch, sample, run.device, config.batch_size)
+    seen = max(totals.seen, 1)
+    record = EpochRecord(epoch, totals.loss_sum / seen, totals.correct / seen, val_loss, metrics.accuracy,
+                         metrics.macro_f1, progress.images_per_s, time.perf_counter() - totals.started, validated)
+    LOGGER.info("epoch %d: train loss %.4f, val accuracy %.4f on %d images", epoch, record.train_loss,
+                record.val_accuracy, validated)
+    if progress.record_epoch(record, metrics):
+        _save_best(run, metrics, epoch)
+        progress.saved(str(run.out))
+    if config.resume:
+        _save_state(run, epoch, progress)
+
+
+def resume(run: Run, progress: Progress) -> int:
+    """The last epoch the state beside `config.out` holds (0 when there is none), loaded into `run`."""
+    path = _state_path(run.out)
+    if not (run.config.resume and path.exists()):
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    run.model.load_state_dict(state["model"])
+    # The schedule catches up on the fresh optimizer, so the rates follow this config's epoch count.
+    _catch_up(run.schedule, state["schedule"]["last_epoch"])
+    rates = [group["lr"] for group in run.optimizer.param_groups]
+    run.optimizer.load_state_dict(state["optimizer"])
+    for group, rate in zip(run.optimizer.param_groups, rates, strict=True):
+        group["lr"] = rate
+    run.scaler.load_state_dict(state["scaler"])
+    run.rng.bit_generator.state = json.loads(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    progress.restore(state["best_accuracy"], state["best_epoch"],
+                     [EpochRecord(**record) for record in json.loads(state["epochs"])],
+                     str(run.out) if run.out.exists() else None)
+    LOGGER.info("resuming %s after epoch %d", run.out.name, state["epoch"])
+    return int(state["epoch"])
+
+
+def _catch_up(schedule: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:
+    with warnings.catch_warnings():  # no optimizer step comes between these schedule steps
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler.step\(\)` before", UserWarning)
+        for _ in range(steps):
+            schedule.step()
+
+
+def _save_state(run: Run, epoch: int, progress: Progress) -> None:
+    """Everything needed to resume after `epoch`, written atomically like the checkpoint."""
+    path = _state_path(run.out)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                "schedule": run.schedule.state_dict(), "scaler": run.scaler.state_dict(), "epoch": epoch,
+                "rng": json.dumps(run.rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+                "best_accuracy": progress.best_accuracy, "best_epoch": progress.best_epoch,
+                "epochs": json.dumps([asdict(e) for e in progress.epochs])}, temporary)
+    os.replace(temporary, path)
+
+
+def _save_best(run: Run, metrics: Metrics, epoch: int) -> None:
+    # File names only: a checkpoint is downloaded by visitors, and must not tell them the server's folders.
+    data = Path(run.splits.source).name
+    meta = make_meta(run.arch, run.arch_args, run.splits.classes,
+                     config=run.config.to_dict() | {"data": data, "out": run.out.name},
+                     epoch=epoch, metrics={"val": metrics.to_dict()}, data=data)
+    save_checkpoint(run.out, run.model, meta)
+
+
 def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
           stop: threading.Event | None = None, device: torch.device | None = None,
           init: Checkpoint | None = None) -> Progress:
@@ -400,110 +569,22 @@ def train(config: TrainConfig, splits: Splits, progress: Progress | None = None,
     `init` is a checkpoint held in memory to start from (an upload is never written to disk)."""
     progress = progress if progress is not None else Progress()
     stop = stop if stop is not None else threading.Event()
-    device = device or best_device()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.distributed.is_initialized()
-    rank = torch.distributed.get_rank() if distributed else 0
-    world = torch.distributed.get_world_size() if distributed else 1
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng([config.seed, rank])  # augmentation draws differ between ranks
-
-    model, arch, arch_args = prepare_model(config, splits.classes, init)
-    check_groups(config, arch, arch_args)
-    groups = freeze_groups(model, arch, config.freeze)
-    model.to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    network = nn.parallel.DistributedDataParallel(model) if distributed else model
-    input_size = ARCHITECTURES[arch].input_size
-    spec = (default_augmentation(input_size) if config.augment is None else aug.spec_from_dict(config.augment))
-
-    counts = splits.train.counts()
-    loss_weights = (torch.tensor(class_weights(counts), dtype=torch.float32, device=device)
-                    if config.balance == "weighted_loss" else None)
-    sampler = sample_weights(splits.train.y, counts) if config.balance == "sampler" else None
-    steps_per_epoch = len(_batches(len(splits.train), config.batch_size, np.random.default_rng(0), None, rank, world))
-    optimizer = make_optimizer(config, groups)
-    schedule = make_schedule(config, optimizer, steps_per_epoch)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    progress.total_epochs, progress.batches_per_epoch, progress.classes = config.epochs, steps_per_epoch, splits.classes
-    progress.val_size = len(splits.val)
-    progress.status = "running"
-    out = Path(config.out)
+    run = setup(config, splits, device or best_device(), init)
+    progress.start(config.epochs, run.steps_per_epoch, splits.classes, len(splits.val))
     deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else math.inf
-    first_epoch = 1
-    if config.resume and _state_path(out).exists():
-        first_epoch = _load_state(_state_path(out), model, optimizer, schedule, scaler, rng, progress) + 1
-        progress.checkpoint = str(out) if out.exists() else None
-    for epoch in range(first_epoch, config.epochs + 1):
-        progress.epoch, progress.batch = epoch, 0
-        set_train_mode(network, groups, config.freeze)
-        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        order_rng = np.random.default_rng([config.seed, epoch])  # the same on every rank, whatever augmentation drew
-        batches = _batches(len(splits.train), config.batch_size, order_rng, sampler, rank, world)
-        for index, batch in enumerate(batches, 1):
-            if time.monotonic() > deadline and not stop.is_set():
-                progress.stop_reason = "time_limit"
-                stop.set()
-            if _stopped_everywhere(stop, distributed, device):
-                break
-            x = torch.from_numpy(splits.train.x[batch]).to(device, non_blocking=True)
-            y = torch.from_numpy(splits.train.y[batch]).to(device, non_blocking=True)
-            target = y if splits.train.targets is None else torch.from_numpy(splits.train.targets[batch]).to(device)
-            x = to_network_input(augment_batch(x, spec, rng) if spec.ops else x.float(), arch)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = network(x)
-                loss = F.cross_entropy(logits.float(), target, weight=loss_weights,
-                                       label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            seen += len(batch)
-            loss_sum += loss.item() * len(batch)
-            correct += (logits.argmax(dim=1) == y).sum().item()
-            elapsed = time.perf_counter() - started
-            progress.batch = index
-            progress.iteration_loss.append(loss.item())
-            progress.iteration_lr.append(optimizer.param_groups[-1]["lr"])
-            progress.images_per_s = seen * world / max(elapsed, 1e-9)
-            remaining = (config.epochs - epoch) * steps_per_epoch + (steps_per_epoch - index)
-            progress.eta_s = remaining * elapsed / index
-            progress.memory_bytes = memory_in_use(device)
+    for epoch in range(resume(run, progress) + 1, config.epochs + 1):
+        totals = train_one_epoch(run, epoch, progress, stop, deadline)
         # Stopped after the first epoch: keep the best checkpoint so far without another validation pass.
         # (Every rank knows the epoch; only rank 0 knows the checkpoint.)
-        if seen == 0 or (stop.is_set() and epoch > 1):
+        if totals.seen == 0 or (stop.is_set() and epoch > 1):
             break
-        if rank == 0:
-            metrics, val_loss, validated = evaluate_model(model, arch, splits.val, device, config.batch_size, stop)
-            if validated < len(splits.val):  # Stop came before or during validation
-                if progress.checkpoint is not None:
-                    break
-                # No checkpoint yet: score one more batch, spread over the classes, so the run keeps its weights.
-                sample = validation_sample(splits.val, config.batch_size)
-                metrics, val_loss, validated = evaluate_model(model, arch, sample, device, config.batch_size)
-            record = EpochRecord(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, metrics.accuracy,
-                                 metrics.macro_f1, progress.images_per_s, time.perf_counter() - started, validated)
-            progress.epochs.append(record)
-            progress.last_metrics = metrics
-            if metrics.accuracy > progress.best_accuracy:
-                progress.best_accuracy, progress.best_epoch, progress.best_metrics = metrics.accuracy, epoch, metrics
-                _save_best(out, model, arch, arch_args, config, splits, metrics, epoch)
-                progress.checkpoint = str(out)
-            if config.resume:
-                _save_state(_state_path(out), model, optimizer, schedule, scaler, epoch, rng, progress)
-        if distributed:
+        if run.rank == 0:
+            validate_and_checkpoint(run, epoch, totals, progress, stop)
+        if run.distributed:
             torch.distributed.barrier()
         if stop.is_set():
             break
-    progress.eta_s = 0.0
-    if stop.is_set():
-        progress.stop_reason = progress.stop_reason or "stop"
-    progress.status = "stopped" if stop.is_set() else "finished"
+    progress.finish(stopped=stop.is_set())
     return progress
 
 
@@ -545,34 +626,49 @@ def _parse_multipliers(text: str) -> dict[str, float]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """An option per TrainConfig field (but the step schedule's two), each with the field's default."""
+    defaults = TrainConfig()
     parser = argparse.ArgumentParser(description="Train or fine-tune an expression classifier.")
+
+    def option(name: str, **kwargs: Any) -> None:
+        default = kwargs.pop("default", getattr(defaults, name))
+        if isinstance(default, bool):
+            kwargs["action"] = "store_true"
+        elif default is not None:
+            kwargs.setdefault("type", type(default))
+        parser.add_argument("--" + name.replace("_", "-"), default=default, **kwargs)
+
     parser.add_argument("--data", required=True, help="fer2013-style .npz, or a zip/folder of class folders")
-    parser.add_argument("--labels", default="fer2013", choices=LABEL_SOURCES,
-                        help="for an .npz: FER2013's own labels, or FER+ votes (ferplus.npz beside it)")
-    parser.add_argument("--arch", default="face_vgg", choices=sorted(ARCHITECTURES))
-    parser.add_argument("--arch-args", default="{}", help='JSON, e.g. \'{"width": 48}\'')
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--schedule", default="cosine", choices=SCHEDULES)
-    parser.add_argument("--freeze", default="", help="comma-separated layer groups, e.g. conv1,conv2")
-    parser.add_argument("--lr-mult", default="", help="per-group multipliers, e.g. fc=1,head=10,conv5=0.1")
-    parser.add_argument("--balance", default="none", choices=BALANCING)
+    option("labels", choices=LABEL_SOURCES,
+           help="for an .npz: FER2013's own labels, or FER+ votes (ferplus.npz beside it)")
+    option("arch", choices=sorted(ARCHITECTURES))
+    option("arch_args", default=json.dumps(defaults.arch_args), help='JSON, e.g. \'{"width": 48}\'')
+    for name in ("epochs", "batch_size", "lr"):
+        option(name)
+    option("optimizer", choices=OPTIMIZERS)
+    option("momentum")
+    option("weight_decay")
+    option("schedule", choices=SCHEDULES)
+    option("freeze", default=",".join(defaults.freeze), help="comma-separated layer groups, e.g. conv1,conv2")
+    parser.add_argument("--lr-mult", default=_format_multipliers(defaults.lr_multipliers),
+                        help="per-group multipliers, e.g. fc=1,head=10,conv5=0.1")
+    option("balance", choices=BALANCING)
     parser.add_argument("--augment", default="default", help="'default', 'none', or a pipeline JSON file")
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init-checkpoint", help="start from one of our checkpoints (transfer learning)")
-    parser.add_argument("--pretrained", action="store_true", help="ImageNet weights from the torch cache")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--out", default="runs/model.pt", help="where the best checkpoint is written")
-    parser.add_argument("--resume", action="store_true",
-                        help="save the training state after every epoch and continue from it if present")
-    parser.add_argument("--max-minutes", type=float, help="stop, keeping the best checkpoint, after this long")
+    option("label_smoothing")
+    parser.add_argument("--no-amp", action="store_false", dest="amp", default=defaults.amp,
+                        help="disable mixed precision on CUDA")
+    option("seed")
+    option("init_checkpoint", type=str, help="start from one of our checkpoints (transfer learning)")
+    option("pretrained", help="ImageNet weights from the torch cache")
+    option("val_fraction")
+    option("out", help="where the best checkpoint is written")
+    option("resume", help="save the training state after every epoch and continue from it if present")
+    option("max_minutes", type=float, help="stop, keeping the best checkpoint, after this long")
     return parser
+
+
+def _format_multipliers(multipliers: dict[str, float]) -> str:
+    return ",".join(f"{name}={value:g}" for name, value in multipliers.items())
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -589,14 +685,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if not isinstance(arch_args, dict):
         raise TrainingError("err_arch_args_json", text=args.arch_args)
     check_arch_args(args.arch, arch_args)
-    return TrainConfig(
-        data=args.data, labels=args.labels, arch=args.arch, arch_args=arch_args, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
-        weight_decay=args.weight_decay, schedule=args.schedule,
-        freeze=tuple(name for name in args.freeze.split(",") if name), lr_multipliers=_parse_multipliers(args.lr_mult),
-        balance=args.balance, augment=augment, label_smoothing=args.label_smoothing, amp=not args.no_amp,
-        seed=args.seed, init_checkpoint=args.init_checkpoint, pretrained=args.pretrained,
-        val_fraction=args.val_fraction, out=args.out, resume=args.resume, max_minutes=args.max_minutes)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**given | {
+        "arch_args": arch_args, "augment": augment, "freeze": tuple(name for name in args.freeze.split(",") if name),
+        "lr_multipliers": _parse_multipliers(args.lr_mult)})
 
 
 def data_for(config: TrainConfig) -> Splits:

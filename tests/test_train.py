@@ -25,14 +25,14 @@ from core.checkpoint import Checkpoint, load_checkpoint, make_meta
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.data import Dataset, Splits, class_weights, sample_weights
 from core.errors import TrainingError
-from core.evaluate import evaluate_checkpoint, shared_class_predictions
+from core.evaluate import evaluate_checkpoint
 from core import jobs as jobs_module
 from core.jobs import Job, JobRunner, check_job, offered_architectures, sweep_job_folders
+from core.metrics import compute_metrics
 from core.presets import to_network_input
 from core.settings import Settings
-from core.train import (Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, evaluate_model,
-                        freeze_groups, make_optimizer, make_schedule, prepare_model, set_train_mode, train,
-                        transferred_head, validation_sample)
+from core.train import (EpochRecord, Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, freeze_groups,
+                        make_optimizer, make_schedule, prepare_model, set_train_mode, train, transferred_head)
 from models.registry import ARCHITECTURES, build_model, layer_groups
 
 CPU = torch.device("cpu")
@@ -172,15 +172,6 @@ def test_fine_tuning_a_7_class_checkpoint_on_8_classes(tmp_path):
     assert torch.equal(head.weight[EXPRESSION_KEYS.index("surprise")], model.classifier.fc8.weight[6])
 
 
-def test_scoring_on_the_classes_two_label_sets_share():
-    """An 8-class model on 7 labels ignores contempt; a 7-class model on 8 labels misses contempt faces."""
-    eight = np.array([[0.15, 0.6, 0.1, 0.0, 0.05, 0.1, 0.0, 0.0],  # contempt most likely, then anger
-                      [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.7]])
-    assert shared_class_predictions(eight, EXPRESSION_KEYS, FER2013_KEYS).tolist() == [0, 6]
-    seven = np.array([[0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0]])
-    assert shared_class_predictions(seven, FER2013_KEYS, EXPRESSION_KEYS).tolist() == [EXPRESSION_KEYS.index("happiness")]
-
-
 # --------------------------------------------------------------------------- freezing
 
 
@@ -312,6 +303,32 @@ def lr_sequence(schedule: str, epochs: int = 5, steps: int = 10, **changes) -> n
         optimizer.step()
         scheduler.step()
     return np.array(rates)
+
+
+def lambda_schedule_factors(schedule: str, epochs: int, steps: int, step_size: int = 10,
+                            step_gamma: float = 0.1) -> np.ndarray:
+    """The rate factors of the LambdaLR formulas the engine used before it used torch's schedulers."""
+    total = max(1, epochs * steps)
+    warmup = min(steps, total // 10)
+    factors = []
+    for step in range(epochs * steps):
+        if schedule == "cosine":
+            factors.append((step + 1) / warmup if step < warmup
+                           else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+        else:
+            factors.append(step_gamma ** ((step // steps) // step_size))
+    return np.array(factors)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 30])
+@pytest.mark.parametrize("steps", [1, 2, 5, 11, 225])
+def test_warmup_cosine_and_step_follow_the_earlier_formulas(epochs, steps):
+    """torch's LinearLR + CosineAnnealingLR (and StepLR) give the rates the hand-written lambdas gave,
+    with and without warm-up (a tenth of the steps can be 0 or 1)."""
+    np.testing.assert_allclose(lr_sequence("cosine", epochs, steps),
+                               0.1 * lambda_schedule_factors("cosine", epochs, steps), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(lr_sequence("step", epochs, steps, step_size=2, step_gamma=0.3),
+                               0.1 * lambda_schedule_factors("step", epochs, steps, 2, 0.3), rtol=1e-9)
 
 
 def test_cosine_warms_up_then_decays_to_near_zero():
@@ -464,21 +481,6 @@ def test_stop_from_another_thread_ends_within_one_batch(tmp_path):
     assert progress.stop_reason == "stop"
 
 
-def test_validation_checks_stop_between_batches():
-    dataset = pattern_dataset(4, seed=0)  # 28 images
-    model, stop = build_model("face_vgg", 7, width=8), threading.Event()
-    model.register_forward_hook(lambda *_: stop.set())  # Stop pressed while the first batch runs
-    metrics, _, scored = evaluate_model(model, "face_vgg", dataset, CPU, batch_size=4, stop=stop)
-    assert scored == 4 and sum(m.support for m in metrics.per_class.values()) == 4
-
-
-def test_a_validation_sample_spans_every_class():
-    dataset = pattern_dataset(4, seed=0)  # sorted by class
-    sample = validation_sample(dataset, 7)
-    assert len(sample) == 7 and set(sample.y.tolist()) == set(range(7))
-    assert validation_sample(dataset, 100) is dataset
-
-
 def test_the_wall_time_cap_stops_a_job_like_stop(tmp_path):
     progress = train(config(tmp_path, epochs=10_000, max_minutes=0.02), pattern_splits(12, 2), device=CPU)
     assert progress.status == "stopped" and progress.stop_reason == "time_limit"
@@ -563,6 +565,43 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
     assert set(resumed["model"]) == set(straight["model"])
     for name, value in straight["model"].items():
         torch.testing.assert_close(resumed["model"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_resumed_schedule_follows_the_new_epoch_count(tiny, tmp_path):
+    """Resuming with more epochs: the cosine is the one of the new total, as if the run had been planned so."""
+    train(config(tmp_path / "a", epochs=1, resume=True), tiny, device=CPU)
+    resumed = train(config(tmp_path / "a", epochs=3, resume=True), tiny, device=CPU)
+    straight = train(config(tmp_path / "b", epochs=3), tiny, device=CPU)
+    steps = straight.batches_per_epoch
+    np.testing.assert_allclose(resumed.iteration_lr, straight.iteration_lr[steps:], rtol=1e-9)
+
+
+def test_resume_reads_a_state_saved_before_the_schedules_were_torchs(tiny, tmp_path):
+    """A state file whose schedule was a LambdaLR: only its step count is read."""
+    train(config(tmp_path / "a", epochs=1, resume=True), tiny, device=CPU)
+    path = _state_path(tmp_path / "a" / "m.pt")
+    state = torch.load(path, weights_only=True)
+    state["schedule"] = {"base_lrs": [0.05] * 4, "last_epoch": state["schedule"]["last_epoch"], "_step_count": 1,
+                         "lr_lambdas": [None] * 4}
+    torch.save(state, path)
+    resumed = train(config(tmp_path / "a", epochs=2, resume=True), tiny, device=CPU)
+    straight = train(config(tmp_path / "b", epochs=2), tiny, device=CPU)
+    np.testing.assert_allclose(resumed.iteration_lr, straight.iteration_lr[straight.batches_per_epoch:], rtol=1e-9)
+
+
+def test_progress_keeps_the_best_epoch():
+    progress = Progress()
+    progress.start(3, 10, FER2013_KEYS, 21)
+    assert progress.status == "running" and progress.val_size == 21
+    metrics = [compute_metrics(np.array([0, 1]), np.array(predicted), ("a", "b"))
+               for predicted in ([0, 0], [0, 1], [1, 0])]
+    best = [progress.record_epoch(EpochRecord(epoch, 1.0, 0.5, 1.0, m.accuracy, m.macro_f1, 100.0, 1.0, 2), m)
+            for epoch, m in enumerate(metrics, 1)]
+    assert best == [True, True, False] and progress.best_epoch == 2 and progress.best_accuracy == 1.0
+    assert progress.last_metrics is metrics[2] and progress.best_metrics is metrics[1]
+    progress.stopping("time_limit")
+    progress.finish(stopped=True)
+    assert progress.status == "stopped" and progress.stop_reason == "time_limit" and progress.eta_s == 0.0
 
 
 # --------------------------------------------------------------------------- jobs
