@@ -4,19 +4,17 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.classes import display_name
-from core.data import (DATA_DIR_VARIABLE, FER2013_FILE, LABEL_SOURCES, Splits, data_file, load_class_folders, load_npz,
-                       subsample)
+from core.data import FER2013_FILE, LABEL_SOURCES, Splits, data_file, load_class_folders, load_npz, subsample
 from core.device import best_device
 from core.errors import UserError
 from core.images import digest
 from core.jobs import Job, available_memory, check_job, offered_architectures, server_runner
 from core.metrics import Metrics, smooth
-from core.settings import settings
-from core.starting_point import starting_point
+from core.settings import DATA_DIR_VARIABLE, settings
+from core.starting_point import CHECKPOINT_STARTS, starting_point
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
-from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names, pretrained_path
+from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names
 from app_pages._shared import MODEL_FOR_PREDICTION, choice, kept_uploads, lang, session_alive, session_id, show_error, tr
 
 st.title(tr("ft_title"))
@@ -106,7 +104,7 @@ st.header(tr("ft_network"))
 c1, c2, c3 = st.columns(3)
 start_options = ["scratch", *(["imagenet"] if architecture.pretrained_weights else []), "bundled", "session", "upload"]
 start = choice(c2.radio, tr("ft_start"), start_options, "ft_start", format_func=lambda s: tr(f"ft_start_{s}"))
-from_checkpoint = start in ("bundled", "session", "upload")
+from_checkpoint = start in CHECKPOINT_STARTS
 arch_args: dict = {}
 if arch == "face_vgg" and not from_checkpoint:
     arch_args = {"width": c1.select_slider(tr("ft_width"), [8, 16, 32, 48, 64], 16, key="ft_width",

@@ -2,7 +2,7 @@
 
 Run from the repository root (FER2013 is found through FACELAB_DATA_DIR):
 
-    FACELAB_DATA_DIR=/path/to/datasets python bench/bench_train.py [--images N] [--threads T] [--quick]
+    FACELAB_DATA_DIR=/path/to/datasets python -m bench.bench_train [--images N] [--threads T] [--quick]
 
 * ours: `core.train.train` itself on N FER2013 images held in memory as one uint8 array, with
   the default augmentation applied to whole batches by `core.batch_augment`, face_vgg at its
@@ -38,22 +38,21 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision import datasets, transforms  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
 
-from core.data import DATA_DIR_VARIABLE, Dataset, Splits, fer2013_path, load_npz  # noqa: E402
-from core.batch_augment import augment_batch  # noqa: E402
-from core.presets import default_augmentation, to_network_input  # noqa: E402
-from core import train as engine_now  # noqa: E402
-from core.train import TrainConfig, _batches, freeze_groups, make_optimizer  # noqa: E402
-from models.registry import ARCHITECTURES, build_model  # noqa: E402
+from core import train as engine_now
+from core.batch_augment import augment_batch
+from core.data import Dataset, Splits, fer2013_path, load_npz
+from core.presets import default_augmentation, to_network_input
+from core.settings import DATA_DIR_VARIABLE
+from core.train import TrainConfig, _batches, freeze_groups, make_optimizer
+from models.registry import ARCHITECTURES, build_model
 
 BATCH = 128
 FER_TRAIN_IMAGES = 28_709

@@ -15,7 +15,7 @@ import numpy as np
 from core.archive import MAX_FILES, ClassArchive, read_class_zip
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS, expression_key
 from core.errors import DatasetError
-from core.settings import DATA_DIR_VARIABLE, settings
+from core.settings import settings
 
 FER2013_FILE = "fer2013.npz"
 FERPLUS_FILE = "ferplus.npz"  # FER+ votes, row by row beside fer2013.npz

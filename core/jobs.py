@@ -159,11 +159,10 @@ class JobRunner:
             job.checkpoint = best.read_bytes() if best.exists() else None
         except UserError as error:
             job.failure = error
-            job.progress.status = "failed"
+            job.progress.fail()
         except Exception as error:  # logged with its traceback; the visitor sees one line
             LOGGER.exception("training job failed (%s, %s)", job.config.arch, type(error).__name__)
-            job.progress.error = type(error).__name__
-            job.progress.status = "failed"
+            job.progress.fail(type(error).__name__)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

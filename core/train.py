@@ -161,6 +161,11 @@ class Progress:
     def stopping(self, reason: str) -> None:
         self.stop_reason = reason
 
+    def fail(self, error: str | None = None) -> None:
+        """The job ended on an error: a user error (shown from the job) or an unexpected one's class name."""
+        self.error = error
+        self.status = "failed"
+
     def finish(self, stopped: bool) -> None:
         self.eta_s = 0.0
         if stopped:
