@@ -11,9 +11,11 @@ from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
 from core.images import side_by_side
 from core.settings import settings
-from app_pages._shared import choice_key, histogram, image_input, kernel_heatmap, show_error, tr
+from app_pages._shared import choice, histogram, image_input, kernel_heatmap, show_error, tr
 
 PREVIEW_SIDE = 512
+TABS = ("filters", "affine", "crops", "noise", "color", "normalize", "pipeline", "dataset")
+KEEP = {"persist_state": "session"}  # a widget keeps its value when the visitor leaves the page and comes back
 
 st.title(tr("aug_title"))
 st.markdown(tr("aug_intro"))
@@ -24,26 +26,36 @@ image = image_input("aug", max_side=PREVIEW_SIDE)
 if image is None:
     st.stop()
 
-tabs = st.tabs([tr(f"aug_tab_{name}") for name in
-                ("filters", "affine", "crops", "noise", "color", "normalize", "pipeline", "dataset")])
+
+def _remember_tab() -> None:
+    """The open tab by name, since its label changes with the language."""
+    label = st.session_state["aug_tabs"]
+    st.session_state["aug_tab"] = next((name for name in TABS if tr(f"aug_tab_{name}") == label), TABS[0])
+
+
+st.session_state["aug_tabs"] = tr(f"aug_tab_{st.session_state.get('aug_tab', TABS[0])}")
+tabs = st.tabs([tr(f"aug_tab_{name}") for name in TABS], key="aug_tabs", on_change=_remember_tab)
+
+# Labels of parameter choices that have a string; the others (F1, t3) are shown as they are.
+CHOICE_LABELS = {("noise", "kind"): "noise_", ("crop", "mode"): "crop_"}
+
+
+def _pipe_key(name: str) -> str:
+    """Pipeline widgets get new keys after a load, so the browser drops what it showed before."""
+    generation = st.session_state.get("pipe_generation", 0)
+    return f"pipe_{name}" if not generation else f"pipe{generation}_{name}"
 
 
 def _param_widget(op: str, name: str, value):
-    """One widget for a parameter: a range slider, a single slider or a multiselect."""
-    key = f"pipe_{op}_{name}"
-    label = tr(f"param_{name}")
-    if (op, name) in aug.PARAM_CHOICES:
-        options = list(aug.PARAM_CHOICES[op, name])
-        chosen = st.multiselect(label, options, default=value, key=key)
+    """One widget for a parameter, from its record: a range slider, a single slider or a multiselect."""
+    param = aug.OPERATORS[op].params[name]
+    key, label = _pipe_key(f"{op}_{name}"), tr(f"param_{name}")
+    if param.choices:
+        prefix = CHOICE_LABELS.get((op, name))
+        chosen = choice(st.multiselect, label, list(param.choices), key, value if isinstance(value, list) else [value],
+                        format_func=(lambda v: tr(prefix + v)) if prefix else str)
         return chosen or value
-    low, high, step = aug.PARAM_LIMITS[op, name]
-    integer = name in aug.OPERATORS[op].integer
-    cast = int if integer else float
-    bounds = (cast(low), cast(high), cast(step))
-    if isinstance(value, list):
-        chosen = st.slider(label, *bounds[:2], (cast(value[0]), cast(value[1])), bounds[2], key=key)
-        return [chosen[0], chosen[1]]
-    return st.slider(label, *bounds[:2], cast(value), bounds[2], key=key)
+    return _limited(st, label, op, name, value, key)
 
 
 def _load_spec_upload() -> None:
@@ -57,8 +69,7 @@ def _load_spec_upload() -> None:
         return
     st.session_state["pipe_loaded"] = upload.file_id
     st.session_state["pipeline_spec"] = aug.spec_to_dict(loaded)
-    for key in [k for k in st.session_state if str(k).startswith("pipe_") and k not in ("pipe_upload", "pipe_loaded")]:
-        del st.session_state[key]
+    st.session_state["pipe_generation"] = st.session_state.get("pipe_generation", 0) + 1
     st.rerun()
 
 
@@ -68,19 +79,19 @@ def pipeline_editor() -> aug.PipelineSpec:
     _load_spec_upload()
     current = aug.spec_from_dict(st.session_state.get("pipeline_spec") or aug.spec_to_dict(aug.default_pipeline()))
     by_name = {op.op: op for op in current.ops}
-    names = st.multiselect(tr("pipeline_ops"), list(aug.OPERATORS), default=[op.op for op in current.ops],
-                           format_func=lambda n: tr(f"op_{n}"), key="pipe_ops")
+    names = choice(st.multiselect, tr("pipeline_ops"), list(aug.OPERATORS), _pipe_key("ops"),
+                   [op.op for op in current.ops], format_func=lambda n: tr(f"op_{n}"))
     ops = []
     for name in names:
         base = by_name.get(name) or aug.default_op(name)
         with st.expander(tr(f"op_{name}"), expanded=False):
-            p = st.slider(tr("param_p"), 0.0, 1.0, float(base.p), 0.05, key=f"pipe_{name}_p")
+            p = st.slider(tr("param_p"), 0.0, 1.0, float(base.p), 0.05, key=_pipe_key(f"{name}_p"), **KEEP)
             params = aug.OPERATORS[name].defaults | base.params
             ops.append(aug.OpSpec(name, p, {param: _param_widget(name, param, value) for param, value in params.items()}))
     spec = aug.PipelineSpec(tuple(ops))
     st.session_state["pipeline_spec"] = aug.spec_to_dict(spec)
     st.download_button(tr("pipeline_download"), aug.spec_to_json(spec), "augmentation.json", "application/json",
-                       key="pipe_download")
+                       key="pipe_download", on_click="ignore")
     return spec
 
 
@@ -89,25 +100,37 @@ def _matrix_latex(matrix: np.ndarray) -> str:
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
 
 
+def _limited(container, label: str, op: str, name: str, value, key: str, **kwargs):
+    """A slider over the limits of an operator's parameter (a range slider for a [low, high] value), so
+    every tab offers the pipeline's range."""
+    param = aug.OPERATORS[op].params[name]
+    cast = int if param.integer else float
+    low, high, step = (cast(v) for v in param.limits)
+    if isinstance(value, list):
+        chosen = container.slider(label, low, high, (cast(value[0]), cast(value[1])), step, key=key, **KEEP, **kwargs)
+        return [chosen[0], chosen[1]]
+    return container.slider(label, low, high, cast(value), step, key=key, **KEEP, **kwargs)
+
+
 def _fspecial_args(kind: str) -> tuple:
     """Sliders for one fspecial kind, defaulting to MATLAB's defaults."""
     if kind == "average":
-        return (st.slider(tr("param_hsize"), 1, 15, 3, key="fs_avg_n"),)
+        return (_limited(st, tr("param_hsize"), "gaussian_blur", "hsize", 3, "fs_avg_n"),)
     if kind == "disk":
-        return (st.slider(tr("param_radius"), 0.5, 10.0, 5.0, 0.5, key="fs_disk_r"),)
+        return (st.slider(tr("param_radius"), 0.5, 10.0, 5.0, 0.5, key="fs_disk_r", **KEEP),)
     if kind == "gaussian":
-        return (st.slider(tr("param_hsize"), 1, 15, 3, key="fs_g_n"),
-                st.slider(tr("param_sigma"), 0.1, 5.0, 0.5, 0.1, key="fs_g_s"))
+        return (_limited(st, tr("param_hsize"), "gaussian_blur", "hsize", 3, "fs_g_n"),
+                _limited(st, tr("param_sigma"), "gaussian_blur", "sigma", 0.5, "fs_g_s"))
     if kind == "unsharp":
-        return (st.slider(tr("param_alpha"), 0.0, 1.0, 0.2, 0.05, key="fs_u_a"),)
-    return (st.slider(tr("param_length"), 1, 31, 9, key="fs_m_len"),
-            st.slider(tr("param_theta_deg"), 0.0, 180.0, 0.0, 1.0, key="fs_m_theta"))
+        return (st.slider(tr("param_alpha"), 0.0, 1.0, 0.2, 0.05, key="fs_u_a", **KEEP),)
+    return (_limited(st, tr("param_length"), "motion_blur", "length", 9, "fs_m_len"),
+            _limited(st, tr("param_theta_deg"), "motion_blur", "angle", 0.0, "fs_m_theta"))
 
 
 @st.fragment
 def filters_tab(image: np.ndarray) -> None:
     st.markdown(tr("filters_intro"))
-    kind = st.selectbox(tr("filter_kind"), aug.FSPECIAL_KINDS, key="fs_kind")
+    kind = st.selectbox(tr("filter_kind"), aug.FSPECIAL_KINDS, key="fs_kind", **KEEP)
     st.caption(tr(f"filter_explain_{kind}"))
     left, middle, right = st.columns([1, 1, 1])
     with left:
@@ -138,9 +161,9 @@ def affine_tab(image: np.ndarray) -> None:
     height, width = image.shape[:2]
     preset_col, result_col = st.columns([1, 1])
     with preset_col:
-        preset = st.radio(tr("affine_preset"), [f"t{i}" for i in range(1, 8)], horizontal=True, key=choice_key("aff_preset", "t1"),
-                          format_func=lambda n: f"{n} · {tr('affine_' + n)}")
-        shift = st.slider(tr("affine_shift_f"), 0.0, 50.0, 4.0, 1.0, key="aff_f")
+        preset = choice(st.radio, tr("affine_preset"), list(aug.AFFINE_PRESETS), "aff_preset", horizontal=True,
+                        format_func=lambda n: f"{n} · {tr('affine_' + n)}")
+        shift = st.slider(tr("affine_shift_f"), 0.0, 50.0, 4.0, 1.0, key="aff_f", **KEEP)
         tform = aug.affine_presets(width, height, shift=shift)[preset]
         st.latex(r"[u\ v\ 1] = [x\ y\ 1]\cdot T,\quad T = " + _matrix_latex(tform))
         st.latex(r"\text{OpenCV: } \begin{bmatrix}u\\v\end{bmatrix} = "
@@ -154,9 +177,9 @@ def affine_tab(image: np.ndarray) -> None:
     st.subheader(tr("rotation_title"))
     st.markdown(tr("rotation_body"))
     c1, c2, c3 = st.columns(3)
-    angle = c1.slider(tr("param_angle_deg"), -180.0, 180.0, 15.0, 1.0, key="rot_angle")
-    tx = c2.slider(tr("param_tx"), -200.0, 200.0, 20.0, 1.0, key="rot_tx")
-    ty = c3.slider(tr("param_ty"), -200.0, 200.0, 0.0, 1.0, key="rot_ty")
+    angle = _limited(c1, tr("param_angle_deg"), "affine", "rotation", 15.0, "rot_angle")
+    tx = c2.slider(tr("param_tx"), -200.0, 200.0, 20.0, 1.0, key="rot_tx", **KEEP)
+    ty = c3.slider(tr("param_ty"), -200.0, 200.0, 0.0, 1.0, key="rot_ty", **KEEP)
     forward, inverse = aug.rotation_translation(angle, tx, ty)
     theta = math.radians(angle)
     st.latex(r"T = \begin{bmatrix}\cos\theta & \sin\theta & 0\\ -\sin\theta & \cos\theta & 0\\ t_x & t_y & 1"
@@ -175,7 +198,7 @@ def affine_tab(image: np.ndarray) -> None:
 def crops_tab(image: np.ndarray) -> None:
     st.markdown(tr("crops_intro"))
     side = min(image.shape[:2])
-    crop = st.slider(tr("crop_size"), 16, side, int(side * 0.8), key="crop_side")
+    crop = st.slider(tr("crop_size"), 16, side, int(side * 0.8), key="crop_side", **KEEP)
     crops = aug.ten_crops(image, crop)
     for row in (list(crops)[:5], list(crops)[5:]):
         for column, name in zip(st.columns(5), row):
@@ -183,9 +206,9 @@ def crops_tab(image: np.ndarray) -> None:
                          + (f" · {tr('flipped')}" if name.endswith("_flip") else ""))
     st.subheader(tr("random_crop_title"))
     c1, c2, c3 = st.columns(3)
-    scale = c1.slider(tr("crop_scale"), 0.05, 1.0, (0.3, 1.0), 0.05, key="rrc_scale")
-    ratio = c2.slider(tr("crop_ratio"), 0.25, 4.0, (0.75, 1.33), 0.05, key="rrc_ratio")
-    seed = c3.number_input(tr("seed"), 0, 2**31 - 1, 0, key="rrc_seed")
+    scale = _limited(c1, tr("crop_scale"), "crop", "scale", [0.3, 1.0], "rrc_scale")
+    ratio = _limited(c2, tr("crop_ratio"), "crop", "ratio", [0.75, 1.33], "rrc_ratio")
+    seed = c3.number_input(tr("seed"), 0, 2**31 - 1, 0, key="rrc_seed", **KEEP)
     rng = np.random.default_rng(int(seed))
     boxes = [aug.random_resized_box(image.shape, rng, scale, ratio) for _ in range(5)]
     for column, box in zip(st.columns(5), boxes):
@@ -197,11 +220,11 @@ def crops_tab(image: np.ndarray) -> None:
 def noise_tab(image: np.ndarray) -> None:
     st.markdown(tr("noise_intro"))
     c1, c2, c3 = st.columns(3)
-    noise_kind = c1.radio(tr("noise_kind"), ["gaussian", "salt_pepper", "speckle"], key=choice_key("noise_kind", "gaussian"),
-                          format_func=lambda k: tr(f"noise_{k}"))
-    amount = c2.slider(tr(f"noise_amount_{noise_kind}"), 0.0, 0.2, 0.01 if noise_kind != "salt_pepper" else 0.05,
-                       0.005, format="%.3f", key=f"noise_amount_{noise_kind}")
-    noise_seed = c3.number_input(tr("seed"), 0, 2**31 - 1, 0, key="noise_seed")
+    noise_kind = choice(c1.radio, tr("noise_kind"), list(aug.NOISE_KINDS), "noise_kind",
+                        format_func=lambda k: tr(f"noise_{k}"))
+    amount = _limited(c2, tr(f"noise_amount_{noise_kind}"), "noise", "amount",
+                      0.01 if noise_kind != "salt_pepper" else 0.05, f"noise_amount_{noise_kind}", format="%.3f")
+    noise_seed = c3.number_input(tr("seed"), 0, 2**31 - 1, 0, key="noise_seed", **KEEP)
     st.caption(tr(f"noise_explain_{noise_kind}"))
     left, right = st.columns(2)
     left.image(image, caption=tr("original"))
@@ -212,24 +235,22 @@ def noise_tab(image: np.ndarray) -> None:
 def color_tab(image: np.ndarray) -> None:
     st.markdown(tr("color_intro"))
     columns = st.columns(5)
-    brightness = columns[0].slider(tr("color_brightness"), 0.0, 2.0, 1.0, 0.05, key="col_b")
-    contrast = columns[1].slider(tr("color_contrast"), 0.0, 2.0, 1.0, 0.05, key="col_c")
-    saturation = columns[2].slider(tr("color_saturation"), 0.0, 2.0, 1.0, 0.05, key="col_s")
-    hue = columns[3].slider(tr("color_hue"), -0.5, 0.5, 0.0, 0.01, key="col_h")
-    gamma = columns[4].slider(tr("color_gamma"), 0.2, 3.0, 1.0, 0.05, key="col_g")
+    neutral = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0, "gamma": 1.0}
+    values = {name: _limited(column, tr(f"color_{name}"), "color", name, value, f"col_{name[0]}")
+              for column, (name, value) in zip(columns, neutral.items())}
     left, right = st.columns(2)
     left.image(image, caption=tr("original"))
-    right.image(aug.adjust_color(image, brightness, contrast, saturation, hue, gamma), caption=tr("adjusted"))
+    right.image(aug.adjust_color(image, **values), caption=tr("adjusted"))
 
 
 @st.fragment
 def normalize_tab(image: np.ndarray) -> None:
     st.markdown(tr("normalize_intro"))
     c1, c2 = st.columns(2)
-    mode = c1.radio(tr("normalize_mode"), ["channel_mean", "mean_image", "none"], key=choice_key("norm_mode", "channel_mean"),
-                    format_func=lambda m: tr(f"normalize_{m}"))
-    size = c2.slider(tr("normalize_size"), 32, 512, 224, 16, key="norm_size")
-    do_scale = c2.checkbox(tr("normalize_scale"), value=True, key="norm_scale")
+    mode = choice(c1.radio, tr("normalize_mode"), ["channel_mean", "mean_image", "none"], "norm_mode",
+                  format_func=lambda m: tr(f"normalize_{m}"))
+    size = c2.slider(tr("normalize_size"), 32, 512, 224, 16, key="norm_size", **KEEP)
+    do_scale = c2.checkbox(tr("normalize_scale"), value=True, key="norm_scale", **KEEP)
     resized = aug.resize(image, size)
     if mode == "channel_mean":
         centred, mean = aug.subtract_channel_mean(resized)
@@ -242,8 +263,12 @@ def normalize_tab(image: np.ndarray) -> None:
     else:
         centred = resized.astype(np.float32)
     result = aug.scale_intensity(centred) if do_scale else centred
-    st.plotly_chart(histogram({tr("before"): resized, tr("after"): result}, tr("normalize_histogram")),
-                    key="norm_hist")
+    # each on its own axis: after centring and scaling the values span about 1/256 of the 0-255 axis
+    before_col, after_col = st.columns(2)
+    before_col.plotly_chart(histogram({tr("before"): resized}, f"{tr('normalize_histogram')} · {tr('before')}"),
+                            key="norm_hist_before")
+    after_col.plotly_chart(histogram({tr("after"): result}, f"{tr('normalize_histogram')} · {tr('after')}"),
+                           key="norm_hist_after")
     st.caption(tr("normalize_range", low=float(result.min()), high=float(result.max()), mean=float(result.mean())))
 
 
@@ -251,8 +276,8 @@ def normalize_tab(image: np.ndarray) -> None:
 def pipeline_tab(image: np.ndarray) -> None:
     spec = pipeline_editor()
     c1, c2 = st.columns(2)
-    count = c1.slider(tr("pipeline_draws"), 1, 24, 8, key="pipe_count")
-    pipe_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="pipe_seed")
+    count = c1.slider(tr("pipeline_draws"), 1, 24, 8, key="pipe_count", **KEEP)
+    pipe_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="pipe_seed", **KEEP)
     results = aug.augment_many(image, spec, count, int(pipe_seed))
     columns = st.columns(3)
     for index, (drawn, draws) in enumerate(results, start=1):
@@ -267,8 +292,8 @@ def dataset_tab(image: np.ndarray) -> None:
     st.markdown(tr("dataset_intro"))
     upload = st.file_uploader(tr("dataset_upload"), type=["zip"], key="ds_zip")
     c1, c2 = st.columns(2)
-    copies = c1.slider(tr("dataset_copies"), 1, 10, 2, key="ds_copies")
-    ds_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ds_seed")
+    copies = c1.slider(tr("dataset_copies"), 1, 10, 2, key="ds_copies", **KEEP)
+    ds_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ds_seed", **KEEP)
     if upload is not None and st.button(tr("dataset_run"), type="primary", key="ds_run"):
         progress = st.progress(0.0, text=tr("dataset_reading"))
         try:
@@ -284,10 +309,17 @@ def dataset_tab(image: np.ndarray) -> None:
             progress.empty()
             show_error(error)
         else:
-            progress.progress(1.0, text=tr("dataset_done", count=len(archive.images) * (copies + 1)))
-            st.download_button(tr("dataset_download"), result, "augmented.zip", "application/zip", key="ds_download")
+            progress.empty()
+            # kept in the session: the download button stays through reruns, a click on it included
+            st.session_state["ds_result"] = {"upload": upload.file_id, "zip": result,
+                                             "count": len(archive.images) * (copies + 1)}
     elif upload is None:
         st.caption(tr("dataset_hint"))
+    done = st.session_state.get("ds_result")
+    if upload is not None and done is not None and done["upload"] == upload.file_id:
+        st.success(tr("dataset_done", count=done["count"]))
+        st.download_button(tr("dataset_download"), done["zip"], "augmented.zip", "application/zip", key="ds_download",
+                           on_click="ignore")
 
 
 for tab, show in zip(tabs, (filters_tab, affine_tab, crops_tab, noise_tab, color_tab, normalize_tab, pipeline_tab,

@@ -11,8 +11,11 @@ crop to 224 on a 512x512 RGB photo (skimage's astronaut), three ways, interleave
 * torchvision (PIL): v2.Compose on a PIL image, 16 sequential calls, as a Dataset would
 * torchvision (tensor): the same v2.Compose on a uint8 CHW tensor, for information
 
-and then each of our operators alone (16 draws) to show where our time goes. It prints a
-table and, last, one JSON line. Timings are reported, never asserted.
+then each of our operators alone (16 draws) to show where our time goes, and last the
+drawing of parameters alone for a training batch (256 images of 48x48, the default training
+augmentation plus noise): `sample_batch` once for the whole batch, against a loop of
+`sample_params`, one call per image, in the same run. It prints a table and, last, one JSON
+line. Timings are reported, never asserted.
 """
 from __future__ import annotations
 
@@ -38,13 +41,15 @@ from PIL import Image, ImageFilter  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 from torchvision.transforms.v2 import functional as tv_f  # noqa: E402
 
-from core.augment import PipelineSpec, augment_many, default_op, fspecial  # noqa: E402
+from core.augment import PipelineSpec, augment_many, default_op, fspecial, sample_batch, sample_params  # noqa: E402
+from core.presets import default_augmentation  # noqa: E402
 
 DRAWS = 16
 SIZE = 512
 CROP = 224
 TARGET_MS = 50
 OPS = ("motion_blur", "affine", "color", "crop")
+SAMPLING_BATCH = 256
 
 
 # --------------------------------------------------------------------------- input
@@ -133,6 +138,37 @@ def run_interleaved(cases: dict[str, Callable[[int], object]], warmup: int, repe
 
 def stats(values: list[float]) -> tuple[float, float]:
     return float(np.median(values)), float(np.percentile(values, 90))
+
+
+def bench_sampling(warmup: int, repeats: int) -> dict:
+    """Drawing the parameters of one training batch: all at once against one image at a time."""
+    spec = PipelineSpec((*default_augmentation(48).ops, default_op("noise", 0.3)))
+    shape = (48, 48, 1)
+
+    def per_image(seed: int):
+        rng = np.random.default_rng(seed)
+        return [sample_params(spec, rng, shape) for _ in range(SAMPLING_BATCH)]
+
+    cases = {
+        "sample_batch, whole batch": lambda seed: sample_batch(spec, np.random.default_rng(seed), shape,
+                                                               SAMPLING_BATCH),
+        "sample_params, one per image": per_image,
+    }
+    times = run_interleaved(cases, warmup, repeats)
+    batch_med, batch_p90 = stats(times["sample_batch, whole batch"])
+    loop_med, loop_p90 = stats(times["sample_params, one per image"])
+    print(f"  drawing parameters for a batch of {SAMPLING_BATCH} ({', '.join(op.op for op in spec.ops)}; "
+          f"{repeats} repeats interleaved)")
+    header = f"  {'sampler':<32}{'median ms':>11}{'p90 ms':>10}{'us/image':>10}"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for name, (med, p90) in (("sample_batch, whole batch", (batch_med, batch_p90)),
+                             ("sample_params, one per image", (loop_med, loop_p90))):
+        print(f"  {name:<32}{med:>11.2f}{p90:>10.2f}{1000 * med / SAMPLING_BATCH:>10.1f}")
+    print(f"  the whole-batch draw is {loop_med / batch_med:.1f}x faster than the per-image loop (median)")
+    print()
+    return {"batch": SAMPLING_BATCH, "whole_batch_ms_median": round(batch_med, 3),
+            "per_image_loop_ms_median": round(loop_med, 3), "speedup": round(loop_med / batch_med, 1)}
 
 
 # --------------------------------------------------------------------------- main
@@ -240,7 +276,10 @@ def main(argv: list[str] | None = None) -> dict:
           " colour sits between affine and crop, so affine is resampled at 512x512 and crop once more)")
     print()
 
+    sampling = bench_sampling(warmup, repeats)
+
     result = {
+        "sampling": sampling,
         "ours_ms_median": round(ours_med, 2),
         "ours_ms_p90": round(ours_p90, 2),
         "torchvision_pil_ms_median": round(pil_med, 2),

@@ -1,10 +1,12 @@
 """Data augmentation as in the lecture, with pipelines that are data.
 
 The lecture's operators are here once: MATLAB `fspecial` kernels, its `maketform('affine')`
-presets, crops, noise, colour changes and normalization. A pipeline is a `PipelineSpec`
-that serialises to JSON. Drawing random parameters (`sample_params`) is kept apart from
-applying them (`apply_params`), so the preview page, the zip augmenter, training and the
-tests all run the same code and any draw can be reproduced from its parameters.
+presets, crops, noise, colour changes and normalization. Each pipeline operator is one
+`Operator` record in `OPERATORS`: its parameters, how it draws them and what it does. A
+pipeline is a `PipelineSpec` that serialises to JSON. Drawing random parameters (`sample_batch`,
+for a whole batch at once, and `sample_params`) is kept apart from applying them (`apply_params`
+here, `core.batch_augment` for training), so the preview page, the zip augmenter, training and
+the tests all run the same rules and any draw can be reproduced from its parameters.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -200,15 +202,21 @@ def rotation_translation(angle_deg: float, tx: float, ty: float) -> tuple[np.nda
     return forward, inverse
 
 
-def affine_matrix(shape: tuple[int, ...], rotation: float = 0.0, translate: tuple[float, float] = (0.0, 0.0),
-                  scale: float = 1.0, shear: float = 0.0) -> np.ndarray:
-    """2x3 matrix: rotate/scale/shear about the image centre, then shift by a fraction of the size."""
+def affine_matrix(shape: tuple[int, ...], rotation: Any = 0.0, translate: tuple[Any, Any] = (0.0, 0.0),
+                  scale: Any = 1.0, shear: Any = 0.0) -> np.ndarray:
+    """2x3 matrix: rotate/scale/shear about the image centre, then shift by a fraction of the size.
+    Each value may be an array over a batch; the result then has shape (batch, 2, 3)."""
     height, width = shape[:2]
+    rotation, tx, ty, scale, shear = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
+                                                           (rotation, *translate, scale, shear)))
+    c, s, t = np.cos(np.radians(rotation)), np.sin(np.radians(rotation)), np.tan(np.radians(shear))
+    # scale * rotation @ [[1, t], [0, 1]]
+    a, b, d, e = scale * c, scale * (c * t - s), scale * s, scale * (s * t + c)
     cx, cy = (width - 1) / 2, (height - 1) / 2
-    c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
-    linear = scale * np.array([[c, -s], [s, c]]) @ np.array([[1, math.tan(math.radians(shear))], [0, 1]])
-    offset = np.array([cx, cy]) - linear @ np.array([cx, cy]) + np.array([translate[0] * width, translate[1] * height])
-    return np.hstack([linear, offset[:, None]])
+    row0 = np.stack([a, b, cx - a * cx - b * cy + tx * width], axis=-1)
+    row1 = np.stack([d, e, cy - d * cx - e * cy + ty * height], axis=-1)
+    return np.stack([row0, row1], axis=-2)
+
 
 
 # --------------------------------------------------------------------------- crops
@@ -246,42 +254,52 @@ def ten_crops(image: np.ndarray, crop: int) -> dict[str, np.ndarray]:
     return crops | {f"{name}_flip": np.ascontiguousarray(view[:, ::-1]) for name, view in crops.items()}
 
 
+def random_resized_boxes(shape: tuple[int, ...], rng: np.random.Generator, scale: tuple[float, float],
+                         ratio: tuple[float, float], count: int) -> np.ndarray:
+    """`count` boxes (left, top, width, height), each covering `scale` of the area with aspect `ratio`
+    (w/h), as in Inception training: ten tries each, else the centre square."""
+    height, width = shape[:2]
+    target = height * width * rng.uniform(scale[0], scale[1], (count, 10))
+    aspect = np.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1]), (count, 10)))
+    ws, hs = np.rint(np.sqrt(target * aspect)).astype(int), np.rint(np.sqrt(target / aspect)).astype(int)
+    fits = (ws > 0) & (ws <= width) & (hs > 0) & (hs <= height)
+    first, found, rows = fits.argmax(axis=1), fits.any(axis=1), np.arange(count)
+    side = min(height, width)
+    w, h = np.where(found, ws[rows, first], side), np.where(found, hs[rows, first], side)
+    left = np.where(found, rng.integers(0, width - w + 1), (width - side) // 2)
+    top = np.where(found, rng.integers(0, height - h + 1), (height - side) // 2)
+    return np.stack([left, top, w, h], axis=1)
+
+
 def random_resized_box(shape: tuple[int, ...], rng: np.random.Generator, scale: tuple[float, float],
                        ratio: tuple[float, float]) -> tuple[int, int, int, int]:
-    """A box covering `scale` of the area with aspect `ratio` (w/h), as in Inception training."""
-    height, width = shape[:2]
-    area = height * width
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(*log_ratio))
-        w = int(round(math.sqrt(target * aspect)))
-        h = int(round(math.sqrt(target / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            return int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h
-    side = min(height, width)
-    return (width - side) // 2, (height - side) // 2, side, side
+    """One box of `random_resized_boxes`."""
+    left, top, w, h = random_resized_boxes(shape, rng, scale, ratio, 1)[0].tolist()
+    return left, top, w, h
 
 
 # --------------------------------------------------------------------------- noise (imnoise)
 
 
-def add_noise(image: np.ndarray, kind: str, amount: float, seed: int) -> np.ndarray:
-    """MATLAB `imnoise` on [0, 1] intensities: 'gaussian' variance, 'salt_pepper' density,
-    'speckle' variance (J = I + n*I, n uniform with mean 0)."""
+def noise_field(kind: str, amount: float, seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB `imnoise` on [0, 1] intensities as a per-pixel map J = I * gain + bias: 'gaussian'
+    variance, 'salt_pepper' density, 'speckle' variance (J = I + n*I, n uniform with mean 0).
+    The preview and training both apply this map, so a seed gives the same noise in both."""
     rng = np.random.default_rng(seed)
-    values = image.astype(np.float32) / 255.0
     if kind == "gaussian":
-        values = values + rng.standard_normal(values.shape, dtype=np.float32) * math.sqrt(amount)
-    elif kind == "speckle":
-        values = values + values * ((rng.random(values.shape, dtype=np.float32) - 0.5) * math.sqrt(12 * amount))
-    elif kind == "salt_pepper":
-        draw = rng.random(values.shape[:2], dtype=np.float32)
-        values = values.copy()
-        values[draw < amount / 2] = 0.0
-        values[(draw >= amount / 2) & (draw < amount)] = 1.0
-    else:
-        raise ValueError(f"unknown noise kind {kind!r}")
+        return np.float32(1.0), rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(amount))
+    if kind == "speckle":
+        return 1 + (rng.random(shape, dtype=np.float32) - 0.5) * np.float32(math.sqrt(12 * amount)), np.float32(0.0)
+    if kind == "salt_pepper":
+        draw = rng.random(shape[:2], dtype=np.float32)
+        draw = draw[..., None] if len(shape) == 3 else draw
+        return (draw >= amount).astype(np.float32), ((draw >= amount / 2) & (draw < amount)).astype(np.float32)
+    raise ValueError(f"unknown noise kind {kind!r}")
+
+
+def add_noise(image: np.ndarray, kind: str, amount: float, seed: int) -> np.ndarray:
+    gain, bias = noise_field(kind, amount, seed, image.shape)
+    values = image.astype(np.float32) / 255.0 * gain + bias
     return np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -291,45 +309,59 @@ LUMA = np.array([0.299, 0.587, 0.114])
 _HUE_LUMA = np.array([0.213, 0.715, 0.072])
 
 
-def _hue_rotation(turns: float) -> np.ndarray:
+def _hue_rotation(turns: Any) -> np.ndarray:
     """Rotation of RGB about the grey axis by `turns` of a full circle (SVG's feHueRotate)."""
-    angle = 2 * math.pi * turns
-    c, s = math.cos(angle), math.sin(angle)
+    angle = 2 * np.pi * np.asarray(turns, dtype=float)[..., None, None]
     w = _HUE_LUMA
-    return (
-        np.outer(np.ones(3), w)
-        + c * (np.eye(3) - np.outer(np.ones(3), w))
-        + s * np.array([[-w[0], -w[1], 1 - w[2]], [0.143, 0.140, -0.283], [-(1 - w[0]), w[1], w[2]]])
-    )
+    grey = np.outer(np.ones(3), w)
+    turn = np.array([[-w[0], -w[1], 1 - w[2]], [0.143, 0.140, -0.283], [-(1 - w[0]), w[1], w[2]]])
+    return grey + np.cos(angle) * (np.eye(3) - grey) + np.sin(angle) * turn
 
 
-def color_matrix(mean_rgb: np.ndarray, brightness: float = 1.0, contrast: float = 1.0,
-                 saturation: float = 1.0, hue: float = 0.0) -> np.ndarray:
+def color_matrix(mean_rgb: np.ndarray, brightness: Any = 1.0, contrast: Any = 1.0,
+                 saturation: Any = 1.0, hue: Any = 0.0) -> np.ndarray:
     """One 3x4 affine colour map: brightness, then contrast about the mean grey, then
-    saturation towards grey, then hue rotation (in turns)."""
+    saturation towards grey, then hue rotation (in turns). Values and `mean_rgb` (..., 3) may
+    be arrays over a batch; the result then has shape (batch, 3, 4)."""
+    brightness, contrast, saturation = (np.asarray(v, dtype=float)[..., None, None]
+                                        for v in (brightness, contrast, saturation))
     linear = brightness * np.eye(3)
-    offset = np.zeros(3)
-    mean_grey = float(LUMA @ (linear @ np.asarray(mean_rgb, dtype=float)))
-    linear, offset = contrast * linear, contrast * offset + (1 - contrast) * mean_grey
+    mean_grey = brightness[..., 0] * (np.asarray(mean_rgb, dtype=float) @ LUMA)[..., None]
+    linear, offset = contrast * linear, (1 - contrast[..., 0]) * mean_grey * np.ones(3)
     to_grey = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), LUMA)
-    linear, offset = to_grey @ linear, to_grey @ offset
-    rotate = _hue_rotation(hue)
-    linear, offset = rotate @ linear, rotate @ offset
-    return np.hstack([linear, offset[:, None]])
+    rotate = _hue_rotation(hue) @ to_grey
+    linear, offset = rotate @ linear, rotate @ offset[..., None]
+    batch = np.broadcast_shapes(linear.shape[:-2], offset.shape[:-2])
+    return np.concatenate([np.broadcast_to(linear, (*batch, 3, 3)), np.broadcast_to(offset, (*batch, 3, 1))], axis=-1)
+
+
+def gamma_table(gamma: Any) -> np.ndarray:
+    """The uint8 lookup table of `gamma` (an array of gammas gives one table each)."""
+    levels = np.arange(256) / 255.0
+    return np.clip(255.0 * levels ** np.asarray(gamma, dtype=float)[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def apply_color_map(image: np.ndarray, matrix: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """A 3x4 colour map in one pass over the pixels (grey images go through RGB), then a lookup table.
+    The map runs in float32 and rounds half to even, as `core.batch_augment` does (cv2.transform's
+    fixed-point uint8 path would be off by a level at one pixel in twelve)."""
+    def to_uint8(values: np.ndarray) -> np.ndarray:
+        return cv2.add(values, 0.0, dtype=cv2.CV_8U)  # saturates and rounds half to even, in one pass
+
+    rgb = (image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)).astype(np.float32)
+    out = to_uint8(cv2.transform(rgb, matrix))
+    if image.ndim == 2:
+        out = to_uint8(cv2.transform(out.astype(np.float32), LUMA[None]))
+    return cv2.LUT(out, table)
 
 
 def adjust_color(image: np.ndarray, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0,
                  hue: float = 0.0, gamma: float = 1.0) -> np.ndarray:
-    """Colour jitter in one pass over the pixels, plus a gamma lookup table."""
+    """Colour jitter: one colour matrix and a gamma lookup table."""
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-    mean_rgb = np.array(cv2.mean(rgb)[:3])
-    out = cv2.transform(rgb, color_matrix(mean_rgb, brightness, contrast, saturation, hue))
-    if image.ndim == 2:
-        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
-    if gamma != 1.0:
-        table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
-        out = cv2.LUT(out, table)
-    return out
+    matrix = color_matrix(np.array(cv2.mean(rgb)[:3]), brightness, contrast, saturation, hue)
+    return apply_color_map(image, matrix, gamma_table(gamma))
+
 
 
 # --------------------------------------------------------------------------- normalization
@@ -371,173 +403,268 @@ class PipelineSpec:
 
 @dataclass(frozen=True)
 class Draw:
-    """What one operator drew for one image: whether it ran and with which values."""
+    """What one operator drew for one image: whether it ran and with which values (plain JSON data)."""
 
     op: str
     applied: bool
     values: dict[str, Any]
 
 
-Geometry = Callable[[tuple[int, ...], dict[str, Any]], tuple[np.ndarray, tuple[int, int]]]
+@dataclass(frozen=True)
+class DrawBatch:
+    """What one operator drew for a batch of images: `applied` and each value are arrays over the
+    batch, except values the spec fixed, which stay one scalar."""
+
+    op: str
+    applied: np.ndarray
+    values: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.applied)
+
+    def values_at(self, index: int) -> dict[str, Any]:
+        return {name: value[index].tolist() if isinstance(value, np.ndarray) else value
+                for name, value in self.values.items()}
+
+    def draw(self, index: int) -> Draw:
+        return Draw(self.op, bool(self.applied[index]), self.values_at(index))
+
+    @classmethod
+    def of(cls, draws: Sequence[Draw]) -> DrawBatch:
+        """Per-image draws of one operator as one batch (a scalar value all of them share stays one)."""
+        def stacked(name: str) -> Any:
+            first, values = draws[0].values[name], [d.values[name] for d in draws]
+            return first if not isinstance(first, list) and all(v == first for v in values) else np.array(values)
+
+        return cls(draws[0].op, np.array([d.applied for d in draws]), {name: stacked(name) for name in draws[0].values})
+
+
+def stack_draws(draws: Sequence[Sequence[Draw]]) -> list[DrawBatch]:
+    """Each image's list of draws (all from one spec) as one `DrawBatch` an operator."""
+    return [DrawBatch.of(step) for step in zip(*draws)]
 
 
 @dataclass(frozen=True)
-class OperatorDef:
-    """An operator either changes pixels (`apply`) or moves them (`geometry`: a 3x3 matrix
-    from input to output pixel coordinates, and the output (height, width)). Consecutive
-    geometric operators are composed and resampled once."""
+class Param:
+    """One parameter of an operator. `limits` (minimum, maximum, slider step) bound a numeric one;
+    `choices` list what a categorical one may take. `whole_range`: the operator's own sampler reads
+    the [low, high] range (so it must be one). `fixed`: a single value (an output size, so that a
+    training batch keeps one shape)."""
 
-    defaults: dict[str, Any]
-    integer: tuple[str, ...] = ()
-    apply: Callable[[np.ndarray, dict[str, Any]], np.ndarray] | None = None
+    default: Any
+    limits: tuple[float, float, float] | None = None
+    choices: tuple[str, ...] = ()
+    integer: bool = False
+    whole_range: bool = False
+    fixed: bool = False
+
+    def check(self, op: str, name: str, value: Any) -> None:
+        values = value if isinstance(value, list) else [value]
+        if not self._valid(value, values):
+            raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
+
+    def _valid(self, value: Any, values: list) -> bool:
+        if not values or any(isinstance(v, bool) for v in values):
+            return False
+        if self.choices:
+            return all(isinstance(v, str) and v in self.choices for v in values)
+        if isinstance(value, list) and (self.fixed or len(value) != 2 or value[0] > value[1]):
+            return False
+        if self.whole_range and not isinstance(value, list):
+            return False
+        low, high, _ = self.limits
+        return all(isinstance(v, (int, float)) and low <= v <= high for v in values)
+
+    def sample(self, value: Any, count: int, rng: np.random.Generator) -> Any:
+        """`count` values at once: a list of strings is a choice, two numbers a uniform range (ends
+        included for an integer), a scalar fixed."""
+        if isinstance(value, list) and isinstance(value[0], str):
+            return np.asarray(value)[rng.integers(0, len(value), count)]
+        if isinstance(value, list):
+            low, high = value
+            return rng.integers(int(low), int(high) + 1, count) if self.integer else rng.uniform(low, high, count)
+        return int(value) if self.integer else value
+
+
+Shape = tuple[int, ...]
+# (input shape, values) -> (3x3 matrices from input to output pixel coordinates, output (height, width))
+Geometry = Callable[[Shape, dict[str, Any]], tuple[np.ndarray, tuple[int, int]]]
+# (ranges of the whole_range params, values drawn so far, shape, count, rng) -> more values
+Sampler = Callable[[dict[str, Any], dict[str, Any], Shape, int, np.random.Generator], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator, whole: its parameters, what it draws beyond them (`sample`, for a batch at once),
+    and what it does. It moves pixels (`geometry`), or changes them by a `kernel` (correlation, as
+    `apply_kernel`), a `color` map ((values, mean RGB) -> 3x4 matrix and gamma table) or a `noise`
+    field ((values, image shape) -> gain and bias). Values may be arrays over a batch for `geometry`
+    and `color`. The preview (`apply_params`) and training (`core.batch_augment`) read only these.
+
+    `resizes`: its output has the `size` parameter's shape even where it did not run, so that every
+    draw of a pipeline, and a training batch, has one size."""
+
+    params: dict[str, Param]
+    sample: Sampler | None = None
     geometry: Geometry | None = None
-    extra_draw: Callable[[dict[str, Any], tuple[int, ...], np.random.Generator], dict[str, Any]] | None = None
+    kernel: Callable[[dict[str, Any]], np.ndarray] | None = None
+    color: Callable[[dict[str, Any], np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    noise: Callable[[dict[str, Any], Shape], tuple[np.ndarray, np.ndarray]] | None = None
+    resizes: bool = False
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {name: param.default for name, param in self.params.items()}
 
 
 def _as3x3(matrix: np.ndarray) -> np.ndarray:
-    return np.vstack([matrix[:2], [0.0, 0.0, 1.0]])
+    bottom = np.broadcast_to([0.0, 0.0, 1.0], (*matrix.shape[:-2], 1, 3))
+    return np.concatenate([matrix[..., :2, :], bottom], axis=-2)
 
 
-def _box_to_size(box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Pixel-centre-exact map of a (left, top, width, height) box onto a (height, width) grid."""
-    left, top, width, height = box
+def _box_to_size(box: Any, size: tuple[int, int]) -> np.ndarray:
+    """Pixel-centre-exact map of (left, top, width, height) boxes (..., 4) onto a (height, width) grid."""
+    left, top, width, height = np.moveaxis(np.asarray(box, dtype=float), -1, 0)
     sx, sy = size[1] / width, size[0] / height
-    return np.array([[sx, 0, (0.5 - left) * sx - 0.5], [0, sy, (0.5 - top) * sy - 0.5], [0, 0, 1]])
+    zero, one = np.zeros_like(sx), np.ones_like(sx)
+    return np.stack([np.stack([sx, zero, (0.5 - left) * sx - 0.5], -1), np.stack([zero, sy, (0.5 - top) * sy - 0.5], -1),
+                     np.stack([zero, zero, one], -1)], -2)
 
 
-def _crop_geometry(shape: tuple[int, ...], values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
+def _crop_geometry(shape: Shape, values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
     size = (int(values["size"]), int(values["size"]))
-    return _box_to_size(tuple(values["box"]), size), size
+    return _box_to_size(values["box"], size), size
 
 
-def _resize_geometry(shape: tuple[int, ...], values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
+def _resize_geometry(shape: Shape, values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
     size = (int(values["size"]), int(values["size"]))
     return _box_to_size((0, 0, shape[1], shape[0]), size), size
 
 
-def _affine_geometry(shape: tuple[int, ...], values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
+def _affine_geometry(shape: Shape, values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
     matrix = affine_matrix(shape, values["rotation"], (values["translate_x"], values["translate_y"]),
                            values["scale"], values["shear"])
     return _as3x3(matrix), shape[:2]
 
 
-def _preset_geometry(shape: tuple[int, ...], values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
-    tform = affine_presets(shape[1], shape[0], values["shift"], values["angle"])[values["name"]]
-    return _as3x3(matlab_to_opencv(tform)), shape[:2]
+def _preset_geometry(shape: Shape, values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
+    names, shifts, angles = np.broadcast_arrays(np.asarray(values["name"]), values["shift"], values["angle"])
+    matrices = [_as3x3(matlab_to_opencv(affine_presets(shape[1], shape[0], float(shift), float(angle))[str(name)]))
+                for name, shift, angle in zip(names.ravel(), shifts.ravel(), angles.ravel())]
+    return np.stack(matrices).reshape(*names.shape, 3, 3), shape[:2]
 
 
-def _hflip_geometry(shape: tuple[int, ...], values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
+def _hflip_geometry(shape: Shape, values: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int]]:
     return np.array([[-1.0, 0, shape[1] - 1], [0, 1, 0], [0, 0, 1]]), shape[:2]
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resample once through a 3x3 affine `matrix` into a (height, width) grid.
+def geometry_of(draw: DrawBatch, shape: Shape) -> tuple[np.ndarray, tuple[int, int]]:
+    """A geometric operator's (batch, 3, 3) matrices and output size: the identity where it did not
+    run, or the plain resize if it `resizes`."""
+    operator = OPERATORS[draw.op]
+    matrices, size = operator.geometry(shape, draw.values)
+    matrices = np.array(np.broadcast_to(matrices, (len(draw), 3, 3)))
+    if not draw.applied.all():
+        matrices[~draw.applied] = _box_to_size((0, 0, shape[1], shape[0]), size) if operator.resizes else np.eye(3)
+    return matrices, size
 
-    A strong shrink is first halved with Gaussian pyramids, so the result does not alias."""
-    while math.sqrt(abs(np.linalg.det(matrix[:2, :2]))) < 0.5 and min(image.shape[:2]) >= 2:
-        height, width = image.shape[:2]
+
+def shrink_plan(matrix: np.ndarray, shape: Shape) -> tuple[int, np.ndarray]:
+    """How often to halve an image with a Gaussian pyramid (cv2.pyrDown) before resampling it through
+    `matrix`, so that a strong shrink does not alias; and the matrix from the halved image."""
+    levels, (height, width) = 0, shape[:2]
+    while math.sqrt(abs(np.linalg.det(matrix[:2, :2]))) < 0.5 and min(height, width) >= 2:
+        half = ((height + 1) // 2, (width + 1) // 2)
+        matrix = matrix @ np.linalg.inv(_box_to_size((0, 0, width, height), half))
+        levels, (height, width) = levels + 1, half
+    return levels, matrix
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resample once through a 3x3 affine `matrix` into a (height, width) grid (see `shrink_plan`)."""
+    levels, matrix = shrink_plan(matrix, image.shape)
+    for _ in range(levels):
         image = cv2.pyrDown(image)
-        matrix = matrix @ np.linalg.inv(_box_to_size((0, 0, width, height), image.shape[:2]))
     return cv2.warpAffine(image, matrix[:2], (size[1], size[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT_101)
 
 
-def _draw_crop(values: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, Any]:
+CROP_MODES = ("random_resized", "center", "top_left", "top_right", "bottom_left", "bottom_right")
+
+
+def _sample_crop(ranges: dict[str, Any], values: dict[str, Any], shape: Shape, count: int,
+                 rng: np.random.Generator) -> dict[str, Any]:
     height, width = shape[:2]
-    if values["mode"] == "random_resized":
-        box = random_resized_box(shape, rng, tuple(values.pop("scale")), tuple(values.pop("ratio")))
-    else:
-        area = rng.uniform(*values.pop("scale"))
-        values.pop("ratio")
-        side = max(1, int(round(min(height, width) * math.sqrt(area))))
-        box = _corner_box(values["mode"], width, height, side)
-    return values | {"box": list(box)}
+    modes = np.broadcast_to(np.asarray(values["mode"]), (count,))
+    if not np.isin(modes, CROP_MODES).all():
+        raise SpecError("err_spec_bad_value", op="crop", param="mode", value=values["mode"])
+    random_boxes = random_resized_boxes(shape, rng, tuple(ranges["scale"]), tuple(ranges["ratio"]), count)
+    side = np.maximum(1, np.rint(min(height, width) * np.sqrt(rng.uniform(*ranges["scale"], count)))).astype(int)
+    left = np.select([np.isin(modes, ("top_right", "bottom_right")), modes == "center"],
+                     [width - side, (width - side) // 2], 0)
+    top = np.select([np.isin(modes, ("bottom_left", "bottom_right")), modes == "center"],
+                    [height - side, (height - side) // 2], 0)
+    corner_boxes = np.stack([left, top, side, side], axis=1)
+    return {"box": np.where((modes == "random_resized")[:, None], random_boxes, corner_boxes)}
 
 
-def _corner_box(mode: str, width: int, height: int, side: int) -> tuple[int, int, int, int]:
-    lefts = {"center": (width - side) // 2, "top_left": 0, "top_right": width - side,
-             "bottom_left": 0, "bottom_right": width - side}
-    tops = {"center": (height - side) // 2, "top_left": 0, "top_right": 0,
-            "bottom_left": height - side, "bottom_right": height - side}
-    if mode not in lefts:
-        raise SpecError("err_spec_bad_value", op="crop", param="mode", value=mode)
-    return lefts[mode], tops[mode], side, side
+def _sample_translation(ranges: dict[str, Any], values: dict[str, Any], shape: Shape, count: int,
+                        rng: np.random.Generator) -> dict[str, Any]:
+    tx, ty = rng.uniform(*ranges["translate"], (2, count))
+    return {"translate_x": tx, "translate_y": ty}
 
 
-def _draw_affine(values: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, Any]:
-    low, high = values.pop("translate")
-    return values | {"translate_x": float(rng.uniform(low, high)), "translate_y": float(rng.uniform(low, high))}
+def _sample_seed(ranges: dict[str, Any], values: dict[str, Any], shape: Shape, count: int,
+                 rng: np.random.Generator) -> dict[str, Any]:
+    return {"seed": rng.integers(0, 2**31 - 1, count)}
 
 
-def _draw_seed(values: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, Any]:
-    return values | {"seed": int(rng.integers(0, 2**31 - 1))}
+def _color(values: dict[str, Any], mean_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (color_matrix(mean_rgb, values["brightness"], values["contrast"], values["saturation"], values["hue"]),
+            gamma_table(values["gamma"]))
 
 
-OPERATORS: dict[str, OperatorDef] = {
-    "filter_preset": OperatorDef(
-        {"name": list(FILTER_PRESETS)},
-        apply=lambda img, v: apply_kernel(img, preset_kernel(v["name"]))),
-    "motion_blur": OperatorDef(
-        {"length": [3, 9], "angle": [0.0, 180.0]}, ("length",),
-        apply=lambda img, v: apply_kernel(img, fspecial("motion", v["length"], v["angle"]))),
-    "gaussian_blur": OperatorDef(
-        {"hsize": [3, 7], "sigma": [0.5, 1.5]}, ("hsize",),
-        apply=lambda img, v: apply_kernel(img, fspecial("gaussian", v["hsize"], v["sigma"]))),
-    "affine": OperatorDef(
-        {"rotation": [-15.0, 15.0], "translate": [-0.1, 0.1], "scale": [0.9, 1.1], "shear": [-10.0, 10.0]},
-        geometry=_affine_geometry, extra_draw=_draw_affine),
-    "affine_preset": OperatorDef(
-        {"name": ["t1", "t2", "t3", "t4", "t5", "t6", "t7"], "shift": 4.0, "angle": 10.0},
+AFFINE_PRESETS = ("t1", "t2", "t3", "t4", "t5", "t6", "t7")
+NOISE_KINDS = ("gaussian", "salt_pepper", "speckle")
+_JITTER = (0.0, 3.0, 0.05)
+
+OPERATORS: dict[str, Operator] = {
+    "filter_preset": Operator(
+        {"name": Param(list(FILTER_PRESETS), choices=tuple(FILTER_PRESETS))},
+        kernel=lambda v: preset_kernel(v["name"])),
+    "motion_blur": Operator(
+        {"length": Param([3, 9], (1, 31, 1), integer=True), "angle": Param([0.0, 180.0], (0.0, 180.0, 1.0))},
+        kernel=lambda v: fspecial("motion", v["length"], v["angle"])),
+    "gaussian_blur": Operator(
+        {"hsize": Param([3, 7], (1, 31, 1), integer=True), "sigma": Param([0.5, 1.5], (0.1, 10.0, 0.1))},
+        kernel=lambda v: fspecial("gaussian", v["hsize"], v["sigma"])),
+    "affine": Operator(
+        {"rotation": Param([-15.0, 15.0], (-180.0, 180.0, 1.0)),
+         "translate": Param([-0.1, 0.1], (-0.5, 0.5, 0.01), whole_range=True),
+         "scale": Param([0.9, 1.1], (0.25, 4.0, 0.05)), "shear": Param([-10.0, 10.0], (-45.0, 45.0, 1.0))},
+        sample=_sample_translation, geometry=_affine_geometry),
+    "affine_preset": Operator(
+        {"name": Param(list(AFFINE_PRESETS), choices=AFFINE_PRESETS), "shift": Param(4.0, (0.0, 100.0, 1.0)),
+         "angle": Param(10.0, (-180.0, 180.0, 1.0))},
         geometry=_preset_geometry),
-    "hflip": OperatorDef({}, geometry=_hflip_geometry),
-    "crop": OperatorDef(
-        {"mode": ["random_resized"], "scale": [0.5, 1.0], "ratio": [0.75, 1.3333], "size": 224}, ("size",),
-        geometry=_crop_geometry, extra_draw=_draw_crop),
-    "noise": OperatorDef(
-        {"kind": ["gaussian", "salt_pepper", "speckle"], "amount": [0.0, 0.02]},
-        apply=lambda img, v: add_noise(img, v["kind"], v["amount"], v["seed"]), extra_draw=_draw_seed),
-    "color": OperatorDef(
-        {"brightness": [0.8, 1.2], "contrast": [0.8, 1.2], "saturation": [0.8, 1.2], "hue": [-0.05, 0.05],
-         "gamma": [0.8, 1.25]},
-        apply=lambda img, v: adjust_color(img, v["brightness"], v["contrast"], v["saturation"], v["hue"], v["gamma"])),
-    "resize": OperatorDef({"size": 224}, ("size",), geometry=_resize_geometry),
+    "hflip": Operator({}, geometry=_hflip_geometry),
+    "crop": Operator(
+        {"mode": Param(["random_resized"], choices=CROP_MODES),
+         "scale": Param([0.5, 1.0], (0.05, 1.0, 0.05), whole_range=True),
+         "ratio": Param([0.75, 1.3333], (0.25, 4.0, 0.05), whole_range=True),
+         "size": Param(224, (8, 1024, 8), integer=True, fixed=True)},
+        sample=_sample_crop, geometry=_crop_geometry, resizes=True),
+    "noise": Operator(
+        {"kind": Param(list(NOISE_KINDS), choices=NOISE_KINDS), "amount": Param([0.0, 0.02], (0.0, 0.5, 0.005))},
+        sample=_sample_seed, noise=lambda v, shape: noise_field(v["kind"], v["amount"], v["seed"], shape)),
+    "color": Operator(
+        {"brightness": Param([0.8, 1.2], _JITTER), "contrast": Param([0.8, 1.2], _JITTER),
+         "saturation": Param([0.8, 1.2], _JITTER), "hue": Param([-0.05, 0.05], (-0.5, 0.5, 0.01)),
+         "gamma": Param([0.8, 1.25], (0.2, 5.0, 0.05))},
+        color=_color),
+    "resize": Operator({"size": Param(224, (8, 1024, 8), integer=True, fixed=True)}, geometry=_resize_geometry,
+                       resizes=True),
 }
-
-# The widest values each numeric parameter may take: (minimum, maximum, step). Specs are
-# checked against these, and the page builds its sliders from them.
-PARAM_LIMITS: dict[tuple[str, str], tuple[float, float, float]] = {
-    ("motion_blur", "length"): (1, 31, 1),
-    ("motion_blur", "angle"): (0.0, 180.0, 1.0),
-    ("gaussian_blur", "hsize"): (1, 31, 1),
-    ("gaussian_blur", "sigma"): (0.1, 10.0, 0.1),
-    ("affine", "rotation"): (-180.0, 180.0, 1.0),
-    ("affine", "translate"): (-0.5, 0.5, 0.01),
-    ("affine", "scale"): (0.25, 4.0, 0.05),
-    ("affine", "shear"): (-45.0, 45.0, 1.0),
-    ("affine_preset", "shift"): (0.0, 100.0, 1.0),
-    ("affine_preset", "angle"): (-180.0, 180.0, 1.0),
-    ("crop", "scale"): (0.05, 1.0, 0.05),
-    ("crop", "ratio"): (0.25, 4.0, 0.05),
-    ("crop", "size"): (8, 1024, 8),
-    ("noise", "amount"): (0.0, 0.5, 0.005),
-    ("color", "brightness"): (0.0, 3.0, 0.05),
-    ("color", "contrast"): (0.0, 3.0, 0.05),
-    ("color", "saturation"): (0.0, 3.0, 0.05),
-    ("color", "hue"): (-0.5, 0.5, 0.01),
-    ("color", "gamma"): (0.2, 5.0, 0.05),
-    ("resize", "size"): (8, 1024, 8),
-}
-
-# Choices a categorical parameter may take.
-PARAM_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("filter_preset", "name"): tuple(FILTER_PRESETS),
-    ("affine_preset", "name"): ("t1", "t2", "t3", "t4", "t5", "t6", "t7"),
-    ("crop", "mode"): ("random_resized", "center", "top_left", "top_right", "bottom_left", "bottom_right"),
-    ("noise", "kind"): ("gaussian", "salt_pepper", "speckle"),
-}
-
-# Parameters that an operator draws by itself from the whole range (not a uniform value).
-_RANGE_PARAMS = {"crop": ("scale", "ratio"), "affine": ("translate",)}
 
 
 def default_op(op: str, p: float = 1.0) -> OpSpec:
@@ -550,80 +677,66 @@ def _validate(spec: PipelineSpec) -> None:
             raise SpecError("err_spec_unknown_op", op=op.op, known=", ".join(OPERATORS))
         if not 0 <= op.p <= 1:
             raise SpecError("err_spec_bad_value", op=op.op, param="p", value=op.p)
-        expected = set(OPERATORS[op.op].defaults)
-        unknown = set(op.params) - expected
+        params = OPERATORS[op.op].params
+        unknown = set(op.params) - set(params)
         if unknown:
             raise SpecError("err_spec_unknown_param", op=op.op, params=", ".join(sorted(unknown)))
         for name, value in op.params.items():
-            _validate_value(op.op, name, value)
+            params[name].check(op.op, name, value)
 
 
-def _validate_value(op: str, name: str, value: Any) -> None:
-    values = value if isinstance(value, list) else [value]
-    if not values or any(isinstance(v, bool) for v in values):
-        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-    if (op, name) in PARAM_CHOICES:
-        if not all(v in PARAM_CHOICES[op, name] for v in values):
-            raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-        return
-    low, high, _ = PARAM_LIMITS[op, name]
-    if name == "size" and isinstance(value, list):  # one output size, so a training batch keeps one shape
-        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-    if (isinstance(value, list) and len(value) != 2) or (name in _RANGE_PARAMS.get(op, ()) and not isinstance(value, list)):
-        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-    if not all(isinstance(v, (int, float)) and low <= v <= high for v in values):
-        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-    if len(values) == 2 and isinstance(value, list) and values[0] > values[1]:
-        raise SpecError("err_spec_bad_value", op=op, param=name, value=value)
-
-
-def _draw_value(value: Any, integer: bool, rng: np.random.Generator) -> Any:
-    """A list of strings is a choice; two numbers are a uniform range; a scalar is fixed."""
-    if isinstance(value, list) and isinstance(value[0], str):
-        return value[int(rng.integers(0, len(value)))]
-    if isinstance(value, list):
-        low, high = value
-        return int(rng.integers(int(low), int(high) + 1)) if integer else float(rng.uniform(low, high))
-    return int(value) if integer else value
-
-
-def sample_params(spec: PipelineSpec, rng: np.random.Generator, shape: tuple[int, ...]) -> list[Draw]:
-    """Draw every operator's parameters for one image of `shape`; nothing is applied."""
-    draws = []
+def sample_batch(spec: PipelineSpec, rng: np.random.Generator, shape: Shape, count: int) -> list[DrawBatch]:
+    """Draw every operator's parameters for `count` images of `shape` at once; nothing is applied."""
+    batches = []
     for op in spec.ops:
-        definition = OPERATORS[op.op]
-        params = definition.defaults | op.params
-        applied = bool(rng.random() < op.p)
-        keep_whole = _RANGE_PARAMS.get(op.op, ())
-        values = {name: (list(value) if name in keep_whole else _draw_value(value, name in definition.integer, rng))
-                  for name, value in params.items()}
-        if definition.extra_draw is not None:
-            values = definition.extra_draw(values, shape, rng)
-        draws.append(Draw(op.op, applied, values))
-        if applied and op.op in ("crop", "resize"):
-            size = int(values["size"])
-            shape = (size, size, *shape[2:])
-    return draws
+        operator = OPERATORS[op.op]
+        params = operator.defaults | op.params
+        applied = rng.random(count) < op.p
+        values = {name: operator.params[name].sample(value, count, rng) for name, value in params.items()
+                  if not operator.params[name].whole_range}
+        if operator.sample is not None:
+            ranges = {name: value for name, value in params.items() if operator.params[name].whole_range}
+            values |= operator.sample(ranges, values, shape, count, rng)
+        batches.append(DrawBatch(op.op, applied, values))
+        if operator.resizes:
+            shape = (int(values["size"]), int(values["size"]), *shape[2:])
+    return batches
+
+
+def sample_params(spec: PipelineSpec, rng: np.random.Generator, shape: Shape) -> list[Draw]:
+    """Draw every operator's parameters for one image of `shape`; nothing is applied."""
+    return [batch.draw(0) for batch in sample_batch(spec, rng, shape, 1)]
+
+
+def _apply_pixels(image: np.ndarray, operator: Operator, values: dict[str, Any]) -> np.ndarray:
+    if operator.kernel is not None:
+        return apply_kernel(image, operator.kernel(values))
+    if operator.color is not None:
+        rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        return apply_color_map(image, *operator.color(values, np.array(cv2.mean(rgb)[:3])))
+    gain, bias = operator.noise(values, image.shape)
+    return np.clip((image.astype(np.float32) / 255.0 * gain + bias) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def apply_params(image: np.ndarray, draws: list[Draw]) -> np.ndarray:
     """Apply drawn parameters in order; deterministic. Runs of geometric operators are
     composed into one matrix and resampled once."""
     matrix, size = np.eye(3), image.shape[:2]
+
+    def resampled(image: np.ndarray) -> np.ndarray:
+        moved = not np.array_equal(matrix, np.eye(3)) or size != image.shape[:2]
+        return warp(image, matrix, size) if moved else image
+
     for draw in draws:
-        if not draw.applied:
-            continue
-        definition = OPERATORS[draw.op]
-        if definition.geometry is not None:
-            step, size = definition.geometry((*size, *image.shape[2:]), draw.values)
-            matrix = step @ matrix
-            continue
-        if not np.array_equal(matrix, np.eye(3)) or size != image.shape[:2]:
-            image, matrix = warp(image, matrix, size), np.eye(3)
-        image = definition.apply(image, draw.values)
-    if not np.array_equal(matrix, np.eye(3)) or size != image.shape[:2]:
-        image = warp(image, matrix, size)
-    return image
+        operator = OPERATORS[draw.op]
+        if operator.geometry is not None:
+            step, size = geometry_of(DrawBatch.of([draw]), (*size, *image.shape[2:]))
+            matrix = step[0] @ matrix
+        elif draw.applied:
+            image, matrix = resampled(image), np.eye(3)
+            image = _apply_pixels(image, operator, draw.values)
+    return resampled(image)
+
 
 
 def augment(image: np.ndarray, spec: PipelineSpec, rng: np.random.Generator) -> tuple[np.ndarray, list[Draw]]:
@@ -632,10 +745,10 @@ def augment(image: np.ndarray, spec: PipelineSpec, rng: np.random.Generator) -> 
 
 
 def augment_many(image: np.ndarray, spec: PipelineSpec, count: int, seed: int) -> list[tuple[np.ndarray, list[Draw]]]:
-    """`count` independent draws, reproducible from `seed`. Parameters are drawn in order,
-    then applied in parallel (OpenCV releases the GIL)."""
-    rng = np.random.default_rng(seed)
-    draws = [sample_params(spec, rng, image.shape) for _ in range(count)]
+    """`count` independent draws, reproducible from `seed`: the parameters `augment_batch` draws
+    for a batch of `count` from the same seed, applied in parallel (OpenCV releases the GIL)."""
+    batches = sample_batch(spec, np.random.default_rng(seed), image.shape, count)
+    draws = [[batch.draw(index) for batch in batches] for index in range(count)]
     images = list(_POOL.map(lambda d: apply_params(image, d), draws))
     return list(zip(images, draws))
 

@@ -54,15 +54,6 @@ def test_affine_preset_and_rotation_matrices_follow_widgets(app: AppTest) -> Non
     assert "90^\\circ" in latex
 
 
-def test_pipeline_editor_round_trips_through_session(app: AppTest) -> None:
-    app.multiselect(key="pipe_ops").set_value(["hflip", "noise"]).run()
-    assert not app.exception
-    spec = app.session_state["pipeline_spec"]
-    assert [op["op"] for op in spec["ops"]] == ["hflip", "noise"]
-    app.slider(key="pipe_count").set_value(3).run()
-    assert not app.exception
-
-
 def test_noise_and_colour_widgets_run(app: AppTest) -> None:
     app.radio(key="noise_kind_en").set_value("salt_pepper").run()
     app.slider(key="col_s").set_value(0.0).run()

@@ -602,10 +602,18 @@ def test_default_pipeline_output_shape():
 
 
 def test_zero_probability_returns_input(rgb_image):
-    spec = PipelineSpec(tuple(default_op(name, 0.0) for name in OPERATORS))
+    spec = PipelineSpec(tuple(default_op(name, 0.0) for name in OPERATORS if not OPERATORS[name].resizes))
     for out, draws in augment_many(rgb_image, spec, 3, seed=1):
         assert not any(d.applied for d in draws)
         np.testing.assert_array_equal(out, rgb_image)
+
+
+def test_a_crop_that_did_not_run_still_resizes(rgb_image):
+    """Every draw of a pipeline has one size (as a training batch must)."""
+    spec = PipelineSpec((OpSpec("crop", 0.0, {"size": 32}), default_op("hflip", 0.0)))
+    (out, draws), = augment_many(rgb_image, spec, 1, seed=1)
+    assert not draws[0].applied and out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out, apply_params(rgb_image, [Draw("resize", True, {"size": 32})]))
 
 
 def test_sampled_values_respect_ranges():
@@ -705,3 +713,23 @@ def test_even_kernels_use_matlab_anchor():
     impulse[10, 10] = 160
     rows, cols = np.nonzero(apply_kernel(impulse, fspecial("average", 4)))
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (8, 11, 8, 11)
+
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_every_operator_record_is_whole(name):
+    """A record's defaults pass its own checks, each parameter has limits or choices, and it does one thing."""
+    operator = OPERATORS[name]
+    assert spec_from_dict({"ops": [{"op": name, "params": operator.defaults}]}).ops[0].params == operator.defaults
+    for param in operator.params.values():
+        assert bool(param.choices) != (param.limits is not None)
+    assert sum(f is not None for f in (operator.geometry, operator.kernel, operator.color, operator.noise)) == 1
+
+
+def test_random_resized_boxes_for_a_whole_batch():
+    boxes = A.random_resized_boxes((300, 400, 3), np.random.default_rng(0), (0.2, 0.6), (0.5, 2.0), 500)
+    left, top, w, h = boxes.T
+    assert boxes.shape == (500, 4) and boxes.dtype.kind == "i"
+    assert (left >= 0).all() and (top >= 0).all() and (left + w <= 400).all() and (top + h <= 300).all()
+    area = w * h / (300 * 400)
+    assert 0.19 <= area.min() and area.max() <= 0.61
+    assert len({tuple(b) for b in boxes.tolist()}) > 450

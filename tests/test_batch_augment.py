@@ -45,7 +45,8 @@ def from_batch(batch: torch.Tensor, index: int, grey: bool) -> np.ndarray:
 def both(image: np.ndarray, draws: list[Draw]) -> tuple[np.ndarray, np.ndarray]:
     """(OpenCV result, torch result rounded to grey levels), as floats."""
     reference = aug.apply_params(image, draws).astype(np.float64)
-    ours = np.rint(from_batch(apply_batch(to_batch([image]), [draws]), 0, image.ndim == 2)).astype(np.float64)
+    ours = np.rint(from_batch(apply_batch(to_batch([image]), aug.stack_draws([draws])), 0, image.ndim == 2))
+    ours = ours.astype(np.float64)
     assert ours.shape == reference.shape
     return reference, ours
 
@@ -126,7 +127,7 @@ def test_filters_per_image_in_one_batch():
     draws = [[Draw("motion_blur", True, {"length": 9, "angle": 10.0})],
              [Draw("motion_blur", False, {"length": 3, "angle": 80.0})],
              [Draw("motion_blur", True, {"length": 3, "angle": 80.0})]]
-    out = apply_batch(to_batch(images), draws)
+    out = apply_batch(to_batch(images), aug.stack_draws(draws))
     for index, (image, image_draws) in enumerate(zip(images, draws)):
         reference = aug.apply_params(image, image_draws).astype(float)
         assert np.abs(np.rint(from_batch(out, index, False)) - reference).max() <= 1, index
@@ -178,7 +179,7 @@ def test_unapplied_crop_still_resizes_to_keep_one_batch_size():
     """A crop that did not run for an image resizes it (a 'resize' draw), so the batch has one size."""
     crop_values = {"mode": "center", "size": 40, "box": [8, 0, 48, 48]}
     draws = [[Draw("crop", True, crop_values)], [Draw("crop", False, crop_values)]]
-    out = apply_batch(to_batch([RGB, RGB]), draws)
+    out = apply_batch(to_batch([RGB, RGB]), aug.stack_draws(draws))
     assert out.shape == (2, 3, 40, 40)
     resized = aug.apply_params(RGB, [Draw("resize", True, {"size": 40})]).astype(float)
     assert np.abs(np.rint(from_batch(out, 1, False)) - resized).max() <= 1
@@ -186,13 +187,11 @@ def test_unapplied_crop_still_resizes_to_keep_one_batch_size():
     assert np.abs(np.rint(from_batch(out, 0, False)) - cropped).max() <= 1
 
 
-@pytest.mark.xfail(reason="known gap: apply_params halves strong shrinks (scale < 1/2) with cv2.pyrDown before "
-                          "warping; apply_batch resamples directly, so it aliases where the preview does not",
-                   strict=False)
 def test_strong_shrink_matches_the_preview():
+    """Both halve a strong shrink with the same Gaussian pyramid first, so neither aliases."""
     draws = [Draw("resize", True, {"size": 20})]  # 48x64 -> 20x20: scale 0.36
     reference, ours = both(RGB, draws)
-    assert np.abs(ours - reference).max() <= 3
+    assert np.abs(ours - reference).max() <= 2
 
 
 def test_augment_batch_output_follows_the_crop_size():
@@ -212,15 +211,69 @@ def test_augment_batch_with_no_ops_is_identity():
     torch.testing.assert_close(out, batch.float())
 
 
+@IMAGES
 @pytest.mark.parametrize("kind,amount", [("gaussian", 0.01), ("salt_pepper", 0.1), ("speckle", 0.02)])
-def test_noise_has_the_same_statistics_as_imnoise(kind, amount):
-    """Noise is drawn by torch here and by numpy in the preview: compare its strength, not its pixels."""
-    flat = np.full((64, 64), 128, np.uint8)
+def test_noise_is_the_previews_noise(image, kind, amount):
+    """One numpy generator a seed draws the noise field for both, so the pixels are the same."""
     draw = Draw("noise", True, {"kind": kind, "amount": amount, "seed": 7})
-    reference = aug.apply_params(flat, [draw]).astype(float) - 128
-    ours = apply_batch(to_batch([flat]), [[draw]])[0, 0].numpy() - 128
-    if kind == "salt_pepper":
-        assert np.mean(ours != 0) == pytest.approx(np.mean(reference != 0), abs=0.03)
-        assert set(np.unique(np.rint(ours) + 128)) <= {0.0, 128.0, 255.0}
-    else:
-        assert ours.std() == pytest.approx(reference.std(), rel=0.15)
+    reference, ours = both(image, [draw])
+    np.testing.assert_array_equal(ours, reference)
+    assert np.abs(reference - image).mean() > 2
+
+
+TOLERANCE = {  # grey levels, and why
+    "kernel": 1,  # cv2.filter2D rounds to uint8, the torch convolution does not
+    "color": 0,  # both run the colour map in float32 and round where the preview's uint8 steps round
+    "noise": 0,  # one numpy noise field
+    "geometry": 2,  # cv2.warpAffine quantises coordinates to 1/32 pixel; grid_sample does not
+}
+
+
+def family(op: str) -> str:
+    operator = aug.OPERATORS[op]
+    return next(name for name in TOLERANCE if getattr(operator, name) is not None)
+
+
+@IMAGES
+@pytest.mark.parametrize("op", list(aug.OPERATORS))
+def test_every_operator_draws_the_previews_pixels(image, op):
+    """Each operator record, drawn from its defaults, gives the preview's pixels in a batch too
+    (geometric ones inside the image: the two reflect borders differently)."""
+    spec = aug.PipelineSpec((aug.default_op(op),))
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        draws = aug.sample_params(spec, rng, image.shape)
+        reference, ours = both(image, draws)
+        inside = inside_source(draws, image.shape, reference.shape)
+        assert inside.mean() > 0.3, draws
+        assert np.abs(ours - reference)[inside].max() <= TOLERANCE[family(op)], draws
+
+
+def test_the_same_seed_draws_the_same_pixels_as_the_preview():
+    """augment_many (the preview) and augment_batch (training) from one seed: the same draws, the same pixels."""
+    spec = aug.PipelineSpec((aug.default_op("motion_blur", 0.5), aug.default_op("noise", 0.5),
+                             aug.default_op("affine"), aug.default_op("color", 0.8),
+                             aug.OpSpec("crop", 0.7, {"mode": ["random_resized", "center"], "scale": [0.6, 1.0],
+                                                      "ratio": [0.8, 1.25], "size": 40})))
+    preview = aug.augment_many(RGB, spec, 6, seed=21)
+    batch = augment_batch(torch.from_numpy(np.stack([RGB.transpose(2, 0, 1)] * 6)), spec, np.random.default_rng(21))
+    assert batch.shape == (6, 3, 40, 40)
+    for index, (reference, draws) in enumerate(preview):
+        ours = np.rint(from_batch(batch, index, False))
+        inside = inside_source(draws, RGB.shape, reference.shape, margin=2.5)
+        difference = np.abs(ours - reference.astype(float))[inside]
+        assert difference.max() <= 3 and difference.mean() < 0.75, draws
+
+
+def test_batch_sampling_is_one_array_an_operator():
+    spec = aug.PipelineSpec((aug.default_op("affine", 0.5), aug.default_op("crop"), aug.default_op("noise")))
+    batches = aug.sample_batch(spec, np.random.default_rng(0), (48, 64, 3), 32)
+    affine, crop, noise = batches
+    assert affine.applied.shape == (32,) and 0 < affine.applied.sum() < 32
+    assert affine.values["rotation"].shape == (32,) and crop.values["box"].shape == (32, 4)
+    assert crop.values["size"] == 224 and noise.values["seed"].shape == (32,)
+    assert len(np.unique(affine.values["translate_x"])) == 32
+    # a batch draw is a list of plain per-image draws, and back
+    draws = [[b.draw(i) for b in batches] for i in range(32)]
+    restacked = aug.stack_draws(draws)
+    np.testing.assert_array_equal(restacked[1].values["box"], crop.values["box"])

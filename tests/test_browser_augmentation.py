@@ -1,11 +1,13 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright."""
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tests.browser import SHOTS, browser_page, require_browser, running_app
-
+from tests.test_app_augmentation import README_SPEC
 
 
 def _png_bytes() -> bytes:
@@ -64,3 +66,55 @@ def test_a_deep_link_first_still_gets_the_frame():
         page.get_by_text("Language", exact=True).wait_for(timeout=30_000)
         nav = page.locator("[data-testid='stSidebarNav']").inner_text()
         assert "Attention maps" in nav and "shared" not in nav
+
+
+def _open_pipeline_tab(page) -> None:
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    page.get_by_text("The lecture's filter bank F1–F10").wait_for(timeout=90_000)
+    page.get_by_role("tab", name="Pipeline").click(timeout=90_000)
+    page.get_by_text("Original · draw 8", exact=True).wait_for(timeout=90_000)
+
+
+def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads():
+    require_browser()
+    from playwright.sync_api import expect
+
+    with running_app() as url, browser_page() as page:
+        page.goto(url, wait_until="networkidle")
+        _open_pipeline_tab(page)
+        operators = page.locator("[data-testid='stMultiSelect']").filter(has_text="Operators, in order")
+        expect(operators.locator("[data-tag]")).to_have_count(4, timeout=30_000)
+
+        spec_input = page.locator("[data-testid='stFileUploader']").filter(
+            has_text="Load a pipeline (JSON)").locator("input[type='file']")
+        spec_input.set_input_files(files=[{"name": "readme.json", "mimeType": "application/json",
+                                           "buffer": json.dumps(README_SPEC).encode()}])
+        expect(operators.locator("[data-tag]")).to_have_count(3, timeout=60_000)
+        expect(operators).not_to_contain_text("Colour jitter")
+
+        draws = page.locator("[data-testid='stSlider']").filter(has_text="Number of draws").get_by_role("slider")
+        draws.focus()
+        page.keyboard.press("ArrowLeft")
+        expect(page.get_by_text("Original · draw 8", exact=True)).to_have_count(0, timeout=60_000)
+        page.get_by_text("Original · draw 7", exact=True).wait_for(timeout=60_000)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download pipeline JSON").click()
+        saved = json.loads(Path(download.value.path()).read_text())
+        assert [op["op"] for op in saved["ops"]] == ["motion_blur", "affine", "crop"]
+
+
+def test_a_language_switch_keeps_the_open_tab_and_translates_operators():
+    require_browser()
+    from playwright.sync_api import expect
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with running_app() as url, browser_page() as page:
+        page.goto(url, wait_until="networkidle")
+        _open_pipeline_tab(page)
+        page.get_by_text("中文", exact=True).click()
+        page.get_by_role("heading", name="数据增强").wait_for(timeout=30_000)
+        expect(page.get_by_role("tab", name="增强流程")).to_have_attribute("aria-selected", "true", timeout=30_000)
+        operators = page.locator("[data-testid='stMultiSelect']").filter(has_text="操作（按顺序）")
+        expect(operators.locator("[data-tag]")).to_have_count(4, timeout=30_000)
+        expect(operators.locator("[data-tag]").first).to_contain_text("运动模糊")
+        page.screenshot(path=str(SHOTS / "augmentation_pipeline_zh.png"), full_page=True)

@@ -1,0 +1,125 @@
+"""AppTest: the augmentation page's state (what survives a rerun, a language switch, a page change).
+
+What only a browser shows (an uploaded pipeline replacing the widgets on screen, the open tab after a
+language switch) is in tests/test_browser_augmentation.py.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import augment as aug
+from tests.conftest import encode, gradient_image
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+PAGE = "app_pages/augmentation.py"
+
+
+def readme_spec() -> dict:
+    """The example pipeline of README.md (its first JSON block)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+
+
+README_SPEC = readme_spec()
+
+
+@pytest.fixture()
+def page() -> AppTest:
+    """The augmentation page, opened from the app's frame (sidebar, language switch)."""
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception and app.title[0].value == "Data augmentation", [e.value for e in app.exception]
+    return app
+
+
+def by_label(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def uploader(at: AppTest, key: str):
+    return next(u for u in at.get("file_uploader") if u.key == key)
+
+
+def test_pipeline_editor_round_trips_through_session(page: AppTest) -> None:
+    page.multiselect(key="pipe_ops_en").set_value(["hflip", "noise"]).run()
+    assert not page.exception
+    assert [op["op"] for op in page.session_state["pipeline_spec"]["ops"]] == ["hflip", "noise"]
+    page.slider(key="pipe_count").set_value(3).run()
+    assert not page.exception
+
+
+def test_an_uploaded_pipeline_replaces_the_one_in_state(page: AppTest) -> None:
+    uploader(page, "pipe_upload").set_value(("spec.json", json.dumps(README_SPEC).encode(), "application/json")).run()
+    assert not page.exception, [e.value for e in page.exception]
+    operators = by_label(page.multiselect, "Operators, in order")
+    assert operators.value == ["motion_blur", "affine", "crop"]
+    by_label(page.slider, "Number of draws").set_value(2).run()
+    assert aug.spec_from_dict(page.session_state["pipeline_spec"]) == aug.spec_from_dict(README_SPEC)
+
+
+def test_operator_and_choice_names_are_translated(page: AppTest) -> None:
+    page.multiselect(key="pipe_ops_en").set_value(["noise", "crop"]).run()
+    page.sidebar.radio(key="lang").set_value("zh").run()
+    assert not page.exception
+    operators = by_label(page.multiselect, "操作（按顺序）")
+    assert operators.value == ["noise", "crop"], "the choice survives the switch"
+    assert "运动模糊" in operators.options and "Motion blur" not in operators.options
+    kinds = page.multiselect(key="pipe_noise_kind_zh")
+    assert "高斯" in kinds.options or any("\u4e00" <= ch <= "\u9fff" for ch in "".join(kinds.options))
+
+
+def test_sliders_take_their_ranges_from_the_operator_records(page: AppTest) -> None:
+    limits = aug.OPERATORS["color"].params["brightness"].limits
+    brightness = page.slider(key="col_b")
+    assert (brightness.min, brightness.max, brightness.step) == limits
+    amount = page.slider(key="noise_amount_gaussian")
+    assert amount.max == aug.OPERATORS["noise"].params["amount"].limits[1]
+    page.multiselect(key="pipe_ops_en").set_value(["gaussian_blur"]).run()
+    sigma = page.slider(key="pipe_gaussian_blur_sigma")
+    assert (sigma.min, sigma.max) == aug.OPERATORS["gaussian_blur"].params["sigma"].limits[:2]
+
+
+def test_normalization_histograms_each_have_their_own_axis(page: AppTest) -> None:
+    """After centring and scaling, the values span about 2 of the 0..255 axis: drawn there, they vanish."""
+    charts = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
+    histograms = [[trace for trace in chart["data"] if trace["type"] == "histogram"] for chart in charts]
+    histograms = [traces for traces in histograms if traces]
+    assert [len(traces) for traces in histograms] == [1, 1]
+
+
+def test_widgets_keep_their_values_when_the_page_is_left(page: AppTest) -> None:
+    page.slider(key="col_s").set_value(0.0).run()
+    page.radio(key="aff_preset_en").set_value("t3").run()
+    page.slider(key="pipe_count").set_value(4).run()
+    page.switch_page("app_pages/attention.py").run()
+    page.switch_page(PAGE).run()
+    assert not page.exception
+    assert page.slider(key="col_s").value == 0.0
+    assert page.radio(key="aff_preset_en").value == "t3"
+    assert page.slider(key="pipe_count").value == 4
+
+
+def _class_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("happy", "sad"):
+            for index in range(2):
+                archive.writestr(f"{label}/{index}.png", encode(gradient_image(24, 32, seed=index), "PNG"))
+    return buffer.getvalue()
+
+
+def test_the_augmented_zip_stays_downloadable(page: AppTest) -> None:
+    uploader(page, "ds_zip").set_value(("faces.zip", _class_zip(), "application/zip")).run()
+    page.button(key="ds_run").click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert [d.label for d in page.get("download_button") if d.key == "ds_download"] == ["Download augmented zip"]
+    next(d for d in page.get("download_button") if d.key == "ds_download").click().run()
+    page.slider(key="ds_copies").set_value(3).run()  # any other rerun
+    assert [d.key for d in page.get("download_button")].count("ds_download") == 1
