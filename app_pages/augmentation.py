@@ -300,7 +300,6 @@ def dataset_tab(image: np.ndarray) -> None:
             archive = read_class_zip(upload.getvalue(), lambda done, total: progress.progress(
                 done / total, text=tr("dataset_reading_n", done=done, total=total)),
                 max_files=settings().max_dataset_images)
-            st.write(tr("dataset_counts"), archive.counts())
             spec = aug.spec_from_dict(st.session_state.get("pipeline_spec") or aug.spec_to_dict(aug.default_pipeline()))
             result = augment_archive(archive, spec, copies, int(ds_seed), lambda done, total: progress.progress(
                 done / total, text=tr("dataset_augmenting_n", done=done, total=total)),
@@ -311,13 +310,17 @@ def dataset_tab(image: np.ndarray) -> None:
         else:
             progress.empty()
             # kept in the session: the download button stays through reruns, a click on it included
-            st.session_state["ds_result"] = {"upload": upload.file_id, "zip": result,
-                                             "count": len(archive.images) * (copies + 1)}
+            st.session_state["ds_result"] = {"upload": upload.file_id, "zip": result, "copies": copies,
+                                             "count": len(archive.images) * (copies + 1), "counts": archive.counts()}
     elif upload is None:
         st.caption(tr("dataset_hint"))
     done = st.session_state.get("ds_result")
     if upload is not None and done is not None and done["upload"] == upload.file_id:
         st.success(tr("dataset_done", count=done["count"]))
+        counts = done["counts"]
+        st.dataframe({tr("dataset_col_class"): list(counts), tr("dataset_col_images"): list(counts.values()),
+                      tr("dataset_col_after"): [count * (done["copies"] + 1) for count in counts.values()]},
+                     hide_index=True, key="ds_counts")
         st.download_button(tr("dataset_download"), done["zip"], "augmented.zip", "application/zip", key="ds_download",
                            on_click="ignore")
 

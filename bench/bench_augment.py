@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    /tmp/venv1/bin/python bench/bench_augment.py [--quick] [--repeats N]
+    python -m bench.bench_augment [--quick] [--repeats N]
 
 It times 16 draws of motion blur -> affine -> colour jitter (+gamma) -> random resized
 crop to 224 on a 512x512 RGB photo (skimage's astronaut), three ways, interleaved:
@@ -24,25 +24,22 @@ import json
 import os
 import platform
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as torch_f  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
-from torchvision.transforms import v2  # noqa: E402
-from torchvision.transforms.v2 import functional as tv_f  # noqa: E402
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as torch_f
+from PIL import Image, ImageFilter
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as tv_f
 
-from core.augment import PipelineSpec, augment_many, default_op, fspecial, sample_batch, sample_params  # noqa: E402
-from core.presets import default_augmentation  # noqa: E402
+from core.augment import PipelineSpec, augment_many, default_op, fspecial, sample_batch, sample_params
+from core.presets import default_augmentation
 
 DRAWS = 16
 SIZE = 512

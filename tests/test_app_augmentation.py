@@ -123,3 +123,6 @@ def test_the_augmented_zip_stays_downloadable(page: AppTest) -> None:
     next(d for d in page.get("download_button") if d.key == "ds_download").click().run()
     page.slider(key="ds_copies").set_value(3).run()  # any other rerun
     assert [d.key for d in page.get("download_button")].count("ds_download") == 1
+    counts = page.dataframe[-1].value  # the per-class counts, a table, not raw JSON
+    assert list(counts.columns) == ["class", "images", "in the new archive"]
+    assert list(counts["images"]) == [2, 2] and list(counts["in the new archive"]) == [6, 6]  # the run made 2 copies
