@@ -25,10 +25,7 @@ import os
 import platform
 import random
 import time
-from pathlib import Path
 from typing import Callable
-
-ROOT = Path(__file__).resolve().parents[1]
 
 import cv2
 import numpy as np

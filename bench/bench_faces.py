@@ -36,8 +36,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-
 import cv2
 import dlib
 import numpy as np
