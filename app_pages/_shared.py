@@ -52,8 +52,9 @@ def choice(widget: Callable[..., T], label: str, options: Sequence, key: str, de
     """Every radio, selectbox, multiselect or segmented control whose labels are translated is made here
     (`widget` is `st.radio`, `column.selectbox`, ...): the choice survives a language switch, and with
     `persist_state="session"` it survives leaving the page and coming back. `default` is the first option
-    unless given (a list for a multiselect)."""
-    default = options[0] if default is None and len(options) else default
+    unless given (a list for a multiselect: all of `options` unless given)."""
+    if default is None:
+        default = list(options) if widget.__name__ == "multiselect" else options[0] if len(options) else None
     return widget(label, options, key=choice_key(key, default), persist_state="session", **kwargs)
 
 
@@ -93,12 +94,14 @@ def kept_uploads(label: str, key: str, where: Any = st, multiple: bool = False, 
         files = value if isinstance(value, list) else [value] if value else []
         st.session_state[kept_key] = [(file.name, file.getvalue()) for file in files]
 
+    def forget() -> None:
+        st.session_state[kept_key] = []
+
     current = where.file_uploader(label, accept_multiple_files=multiple, key=key, on_change=keep, **kwargs)
     kept = st.session_state.get(kept_key, [])
     if kept and not current:
         where.caption(tr("kept_uploads", count=len(kept), names=", ".join(name for name, _ in kept)))
-        if where.button(tr("forget_uploads"), key=f"{key}_forget"):
-            st.session_state[kept_key] = kept = []
+        where.button(tr("forget_uploads"), key=f"{key}_forget", on_click=forget)
     return kept
 
 

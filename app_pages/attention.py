@@ -5,13 +5,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._shared import choice, choice_key, image_input, lang, map_heatmap, photo_figure, tr
 from core import attention as att
+from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from core.faces import Face, detect_faces, load_models
 from core.images import encode_png
-from core.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
 from models.eac import STAND_IN_ARCH, EACFeatures, flat_features, random_vgg16_features
 from models.registry import ARCHITECTURES
-from app_pages._shared import choice, choice_key, image_input, lang, map_heatmap, photo_figure, tr
 
 PHOTO_SIDE = 2000  # larger photos are shrunk first; detection shrinks further on its own
 FACE_CONTEXT = 0.35  # the face view shows the box plus this much of its side around it

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import streamlit as st
 
+from app_pages._shared import choice, histogram, image_input, kept_uploads, kernel_heatmap, show_error, tr
 from core import augment as aug
 from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
-from core.images import side_by_side
+from core.images import digest, side_by_side
 from core.settings import settings
-from app_pages._shared import choice, histogram, image_input, kernel_heatmap, show_error, tr
 
 PREVIEW_SIDE = 512
 TABS = ("filters", "affine", "crops", "noise", "color", "normalize", "pipeline", "dataset")
@@ -290,14 +290,15 @@ def pipeline_tab(image: np.ndarray) -> None:
 @st.fragment
 def dataset_tab(image: np.ndarray) -> None:
     st.markdown(tr("dataset_intro"))
-    upload = st.file_uploader(tr("dataset_upload"), type=["zip"], key="ds_zip")
+    zips = kept_uploads(tr("dataset_upload"), "ds_zip", type=["zip"])
+    data = zips[0][1] if zips else None
     c1, c2 = st.columns(2)
     copies = c1.slider(tr("dataset_copies"), 1, 10, 2, key="ds_copies", **KEEP)
     ds_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ds_seed", **KEEP)
-    if upload is not None and st.button(tr("dataset_run"), type="primary", key="ds_run"):
+    if data is not None and st.button(tr("dataset_run"), type="primary", key="ds_run"):
         progress = st.progress(0.0, text=tr("dataset_reading"))
         try:
-            archive = read_class_zip(upload.getvalue(), lambda done, total: progress.progress(
+            archive = read_class_zip(data, lambda done, total: progress.progress(
                 done / total, text=tr("dataset_reading_n", done=done, total=total)),
                 max_files=settings().max_dataset_images)
             spec = aug.spec_from_dict(st.session_state.get("pipeline_spec") or aug.spec_to_dict(aug.default_pipeline()))
@@ -310,12 +311,12 @@ def dataset_tab(image: np.ndarray) -> None:
         else:
             progress.empty()
             # kept in the session: the download button stays through reruns, a click on it included
-            st.session_state["ds_result"] = {"upload": upload.file_id, "zip": result, "copies": copies,
+            st.session_state["ds_result"] = {"upload": digest(data), "zip": result, "copies": copies,
                                              "count": len(archive.images) * (copies + 1), "counts": archive.counts()}
-    elif upload is None:
+    elif data is None:
         st.caption(tr("dataset_hint"))
     done = st.session_state.get("ds_result")
-    if upload is not None and done is not None and done["upload"] == upload.file_id:
+    if data is not None and done is not None and done["upload"] == digest(data):
         st.success(tr("dataset_done", count=done["count"]))
         counts = done["counts"]
         st.dataframe({tr("dataset_col_class"): list(counts), tr("dataset_col_images"): list(counts.values()),
@@ -325,7 +326,10 @@ def dataset_tab(image: np.ndarray) -> None:
                            on_click="ignore")
 
 
+# The tabs track which one is open (to keep it across a language switch), so a switch reruns the page:
+# only the open tab's work is done.
 for tab, show in zip(tabs, (filters_tab, affine_tab, crops_tab, noise_tab, color_tab, normalize_tab, pipeline_tab,
                             dataset_tab)):
-    with tab:
-        show(image)
+    if tab.open:
+        with tab:
+            show(image)

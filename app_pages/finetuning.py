@@ -4,6 +4,16 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._shared import (
+    MODEL_FOR_PREDICTION,
+    choice,
+    kept_uploads,
+    lang,
+    session_alive,
+    session_id,
+    show_error,
+    tr,
+)
 from core.classes import display_name
 from core.data import FER2013_FILE, LABEL_SOURCES, Splits, data_file, load_class_folders, load_npz, subsample
 from core.device import best_device
@@ -15,7 +25,6 @@ from core.settings import DATA_DIR_VARIABLE, settings
 from core.starting_point import CHECKPOINT_STARTS, starting_point
 from core.train import BALANCING, OPTIMIZERS, SCHEDULES, TrainConfig, estimate_batch_memory
 from models.registry import ARCHITECTURES, COURSE_RECIPE, group_names
-from app_pages._shared import MODEL_FOR_PREDICTION, choice, kept_uploads, lang, session_alive, session_id, show_error, tr
 
 st.title(tr("ft_title"))
 st.markdown(tr("ft_intro"))
@@ -114,11 +123,10 @@ if arch == "face_vgg" and not from_checkpoint:
 course = c3.toggle(tr("ft_course_recipe"), key="ft_course", disabled=arch != COURSE_RECIPE["arch"],
                    help=tr("ft_course_recipe_help"), persist_state="session") and arch == COURSE_RECIPE["arch"]
 
-uploaded = (c2.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="ft_init_upload") if start == "upload"
-            else None)
+uploads = kept_uploads(tr("ft_upload_checkpoint"), "ft_init_upload", where=c2, type=["pt"]) if start == "upload" else []
 point = starting_point(start, arch, arch_args, course, hosted=settings().hosted,
                        session_checkpoint=st.session_state.get("ft_last_checkpoint"),
-                       upload=uploaded.getvalue() if uploaded else None)
+                       upload=uploads[0][1] if uploads else None)
 if point.error is not None:
     show_error(point.error)
 for note in point.notes:
@@ -188,7 +196,7 @@ config = TrainConfig(
     data=splits.source, labels=source if source in LABEL_SOURCES else "fer2013", arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size,
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
-    init_checkpoint=point.init_checkpoint,  # a start key: the weights come as `init`
+    init_checkpoint=point.init_checkpoint,  # the weights themselves come as `init`
     out=f"{arch}.pt",
 )
 others = [j for j in runner.running() if j is not job]

@@ -7,6 +7,18 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._shared import (
+    MODEL_FOR_PREDICTION,
+    cached_sample_photo,
+    choice,
+    choice_key,
+    kept_uploads,
+    lang,
+    photo_figure,
+    session_id,
+    show_error,
+    tr,
+)
 from core.attention import overlay
 from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import colour, display_name
@@ -15,8 +27,6 @@ from core.images import decode_image, digest, limit_size
 from core.limits import RateLimiter
 from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
 from core.settings import settings
-from app_pages._shared import (MODEL_FOR_PREDICTION, cached_sample_photo, choice, choice_key, kept_uploads, lang, photo_figure, session_id,
-                           show_error, tr)
 
 DISPLAY_SIDE = 1600
 MAIN_COLUMN_PX = 730  # the usual width of the page's main column, to size box labels in image pixels
@@ -69,11 +79,11 @@ def _choose_model() -> tuple[Predictor, str] | None:
             return bundled_predictor(), "bundled"
         if model == "session":
             return _predictor(digest(trained), trained), digest(trained)
-        upload = st.file_uploader(tr("ft_upload_checkpoint"), type=["pt"], key="pred_ckpt")
-        if upload is None:
+        uploads = kept_uploads(tr("ft_upload_checkpoint"), "pred_ckpt", type=["pt"])
+        if not uploads:
             st.info(tr("pred_waiting_for_checkpoint"))
             return None
-        data = upload.getvalue()
+        data = uploads[0][1]
         return _predictor(digest(data), data), digest(data)
     except UserError as error:
         show_error(error)
@@ -165,7 +175,7 @@ def _allowed(run: str) -> bool:
 
 def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, str, np.ndarray]], tta: bool,
                      search: str) -> None:
-    photos = "/".join(digest for _, digest, _ in images)
+    photos = "/".join(photo_digest for _, photo_digest, _ in images)
     if not _allowed(f"{model}|{photos}|{tta}|{search}"):
         return
     with st.spinner(tr("pred_running")):
@@ -183,7 +193,7 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
             st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
 
     explained_photo = next((index for index, faces in enumerate(predictions) if faces), None)
-    for index, ((name, digest, rgb), faces) in enumerate(zip(images, predictions)):
+    for index, ((name, photo_digest, rgb), faces) in enumerate(zip(images, predictions)):
         st.subheader(name)
         if not faces:
             st.warning(tr("pred_no_face"))
@@ -205,7 +215,7 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
             if len(faces) > MAX_EXPLAINED_FACES:
                 st.caption(tr("pred_why_largest", shown=MAX_EXPLAINED_FACES, faces=len(faces)))
             for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
-                explanation = _explain(predictor, model, rgb, digest, face.face,
+                explanation = _explain(predictor, model, rgb, photo_digest, face.face,
                                        predictor.classes.index(face.top_class), face.box)
                 c1, c2, c3 = st.columns(3)
                 c1.image(explanation.crop, caption=tr("pred_face_n", n=number) + f" · {_label(face)}")

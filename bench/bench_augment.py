@@ -25,7 +25,7 @@ import os
 import platform
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -120,7 +120,7 @@ def _ms(fn: Callable[[], object]) -> float:
 def run_interleaved(cases: dict[str, Callable[[int], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
     """Warm each case up, then time them round-robin so drift hits all cases alike.
     Each case gets the repeat index (used as a seed where it matters)."""
-    for name, fn in cases.items():
+    for fn in cases.values():
         for i in range(warmup):
             fn(10_000 + i)
     times: dict[str, list[float]] = {name: [] for name in cases}

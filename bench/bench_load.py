@@ -29,11 +29,11 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from bench.bench_faces import small_photo
 from core.images import encode_jpeg, sample_photo
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, running_server
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GROUP_PHOTO = "2007_007763.jpg"  # 7 faces
 

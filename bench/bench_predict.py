@@ -154,7 +154,7 @@ def detection(photos: Path | None) -> dict:
             if (photos / name).exists():
                 sources[name] = decode_image((photos / name).read_bytes())
     result: dict[str, dict] = {}
-    for name, rgb in sources.items():
+    for rgb in sources.values():
         reference = face_module.detect_faces(rgb, "hog")
         centres = np.array([[f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2] for f in reference]).reshape(-1, 2)
         sides = np.array([math.sqrt(f.area) for f in reference])

@@ -37,8 +37,6 @@ import time
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,6 +51,8 @@ from core.presets import default_augmentation, to_network_input
 from core.settings import DATA_DIR_VARIABLE
 from core.train import TrainConfig, _batches, freeze_groups, make_optimizer
 from models.registry import ARCHITECTURES, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BATCH = 128
 FER_TRAIN_IMAGES = 28_709

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -720,7 +721,8 @@ def _apply_pixels(image: np.ndarray, operator: Operator, values: dict[str, Any])
 
 def apply_params(image: np.ndarray, draws: list[Draw]) -> np.ndarray:
     """Apply drawn parameters in order; deterministic. Runs of geometric operators are
-    composed into one matrix and resampled once."""
+    composed into one matrix and resampled once; a pixel operator ends a run whether or not its
+    draw ran (as in training, where other images of the batch may have run it)."""
     matrix, size = np.eye(3), image.shape[:2]
 
     def resampled(image: np.ndarray) -> np.ndarray:
@@ -732,9 +734,10 @@ def apply_params(image: np.ndarray, draws: list[Draw]) -> np.ndarray:
         if operator.geometry is not None:
             step, size = geometry_of(DrawBatch.of([draw]), (*size, *image.shape[2:]))
             matrix = step[0] @ matrix
-        elif draw.applied:
+        else:
             image, matrix = resampled(image), np.eye(3)
-            image = _apply_pixels(image, operator, draw.values)
+            if draw.applied:
+                image = _apply_pixels(image, operator, draw.values)
     return resampled(image)
 
 

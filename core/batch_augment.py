@@ -8,7 +8,7 @@ agree, operator by operator).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -115,7 +115,8 @@ def _warp(x: torch.Tensor, matrices: np.ndarray, size: tuple[int, int]) -> torch
 
 def apply_batch(x: torch.Tensor, draws: Sequence[aug.DrawBatch]) -> torch.Tensor:
     """Apply drawn parameters (one `DrawBatch` an operator) to a float batch (B, C, H, W) of 0..255
-    values. Runs of geometric operators are composed and resampled once, as in `apply_params`."""
+    values. Runs of geometric operators are composed and resampled once, as in `apply_params`; a pixel
+    operator ends a run whether or not its draw ran, so every image of a batch is resampled alike."""
     identity = np.tile(np.eye(3), (x.shape[0], 1, 1))
     matrices, size = identity, tuple(x.shape[2:])
 
@@ -128,9 +129,10 @@ def apply_batch(x: torch.Tensor, draws: Sequence[aug.DrawBatch]) -> torch.Tensor
         if operator.geometry is not None:
             step, size = aug.geometry_of(draw, (*size, x.shape[1]))
             matrices = step @ matrices
-        elif draw.applied.any():
+        else:
             x, matrices = resampled(x), identity
-            x = _pixels(x, operator, draw)
+            if draw.applied.any():
+                x = _pixels(x, operator, draw)
     return resampled(x)
 
 

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.attention import attention_map
 from core.augment import ten_crops
 from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.errors import UserError
-from core.attention import attention_map
 from core.faces import SEARCHES, Face, detect_faces, transform_face
 from core.framing import frame_face
 from core.gradcam import grad_cam

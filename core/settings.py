@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 HOSTED_VARIABLE = "FACELAB_HOSTED"
 DATA_DIR_VARIABLE = "FACELAB_DATA_DIR"

@@ -14,6 +14,8 @@ from core.checkpoint import BUNDLED_CHECKPOINT, Checkpoint, load_checkpoint
 from core.errors import UserError
 from models.registry import COURSE_RECIPE, pretrained_path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 STARTS = ("scratch", "imagenet", "bundled", "session", "upload")
 CHECKPOINT_STARTS = ("bundled", "session", "upload")
 
@@ -32,7 +34,9 @@ class StartingPoint:
     arch: str
     arch_args: dict[str, Any]
     init: Checkpoint | None = None  # the weights to start from, held in memory
-    init_checkpoint: str | None = None  # where `init` came from, as a start key for TrainConfig
+    # For TrainConfig: a file the command line can load again (the bundled model, as a path inside the
+    # repo), or None for weights that only lived in this session's memory. Never a label.
+    init_checkpoint: str | None = None
     pretrained: bool = False  # ImageNet weights from the torch cache
     course: bool = False  # the course recipe (its network arguments and frozen groups) applies
     can_train: bool = True
@@ -51,7 +55,9 @@ def starting_point(start: str, arch: str, arch_args: dict[str, Any], course: boo
     if start in CHECKPOINT_STARTS:
         init, error = _read({"bundled": bundled, "session": session_checkpoint, "upload": upload}[start])
         if init is not None:
-            return _from_checkpoint(start, arch, init)
+            reloadable = BUNDLED_CHECKPOINT.relative_to(ROOT).as_posix() if start == "bundled" and \
+                bundled == BUNDLED_CHECKPOINT else None
+            return _from_checkpoint(arch, init, reloadable)
     arch_args = arch_args | COURSE_RECIPE["arch_args"] if course else dict(arch_args)
     if start in CHECKPOINT_STARTS:  # no checkpoint: the page's network stays, and it cannot train
         return StartingPoint(arch, arch_args, course=course, can_train=False, error=error,
@@ -74,10 +80,10 @@ def _read(source: str | Path | bytes | None) -> tuple[Checkpoint | None, UserErr
         return None, error
 
 
-def _from_checkpoint(start: str, arch: str, init: Checkpoint) -> StartingPoint:
+def _from_checkpoint(arch: str, init: Checkpoint, init_checkpoint: str | None) -> StartingPoint:
     """The checkpoint's own network; the course recipe does not apply to it."""
     notes = [Note("caption", "ft_init_info", {"arch": init.meta["arch"], "classes": ", ".join(init.classes)})]
     if init.meta["arch"] != arch:
         notes.append(Note("info", "ft_arch_from_checkpoint", {"arch": init.meta["arch"]}))
-    return StartingPoint(init.meta["arch"], dict(init.meta["arch_args"]), init=init, init_checkpoint=start,
+    return StartingPoint(init.meta["arch"], dict(init.meta["arch_args"]), init=init, init_checkpoint=init_checkpoint,
                          notes=tuple(notes))

@@ -37,8 +37,16 @@ from core.errors import TrainingError, UserError
 from core.evaluate import evaluate_model, validation_sample
 from core.metrics import Metrics
 from core.presets import default_augmentation, to_network_input
-from models.registry import (ARCHITECTURES, PretrainedUnavailable, build_model, check_args, group_names, layer_groups,
-                             load_pretrained)
+from models.registry import (
+    ARCHITECTURES,
+    PretrainedUnavailable,
+    build_model,
+    check_args,
+    group_names,
+    layer_groups,
+    load_pretrained,
+    pretrained_path,
+)
 
 BALANCING = ("none", "weighted_loss", "sampler")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -208,6 +216,8 @@ def prepare_model(config: TrainConfig, classes: tuple[str, ...],
     arch_args = ARCHITECTURES[config.arch].defaults | config.arch_args
     model = build_model(config.arch, len(classes), **arch_args)
     if config.pretrained:
+        if pretrained_path(config.arch) is None:
+            raise TrainingError("err_pretrained_none", arch=config.arch)
         try:
             load_pretrained(config.arch, model)
         except PretrainedUnavailable as missing:
@@ -530,7 +540,10 @@ def resume(run: Run, progress: Progress) -> int:
     for group, rate in zip(run.optimizer.param_groups, rates, strict=True):
         group["lr"] = rate
     run.scaler.load_state_dict(state["scaler"])
-    run.rng.bit_generator.state = json.loads(state["rng"])
+    if run.distributed:  # only rank 0 saved its generator: each rank draws its own stream again
+        run.rng = np.random.default_rng([run.config.seed, run.rank, state["epoch"]])
+    else:
+        run.rng.bit_generator.state = json.loads(state["rng"])
     torch.set_rng_state(state["torch_rng"])
     progress.restore(state["best_accuracy"], state["best_epoch"],
                      [EpochRecord(**record) for record in json.loads(state["epochs"])],

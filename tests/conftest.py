@@ -69,3 +69,21 @@ def every_string_exists(caplog):
     yield
     missing = [record.getMessage() for record in caplog.get_records("call") if record.name == "core.i18n"]
     assert not missing, missing
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """One app server for the browser tests; each test opens its own browser, so its own session."""
+    from tests.browser import require_browser, running_app
+
+    require_browser()
+    with running_app() as url:
+        yield url
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in a tests/test_browser_*.py file drives Chromium: it is `browser`, and `slow`."""
+    for item in items:
+        if item.path.name.startswith("test_browser_"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)

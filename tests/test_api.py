@@ -202,6 +202,7 @@ def test_openapi_describes_every_route(base_url):
     assert status == 200 and set(description["paths"]) == {route.path for route in api.ROUTES}
 
 
+@pytest.mark.slow
 def test_launcher_serves_the_app_and_the_api_on_one_port():
     with running_app(60) as url:
         status, _, faces = post_image(url, ASTRONAUT)

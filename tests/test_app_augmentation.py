@@ -39,6 +39,13 @@ def page() -> AppTest:
     return app
 
 
+def open_tab(at: AppTest, name: str) -> None:
+    """Only the open tab runs; in a browser a click opens one, here its name in the session does."""
+    at.session_state["aug_tab"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
 def by_label(widgets, label: str):
     return next(w for w in widgets if w.label == label)
 
@@ -48,6 +55,7 @@ def uploader(at: AppTest, key: str):
 
 
 def test_pipeline_editor_round_trips_through_session(page: AppTest) -> None:
+    open_tab(page, "pipeline")
     page.multiselect(key="pipe_ops_en").set_value(["hflip", "noise"]).run()
     assert not page.exception
     assert [op["op"] for op in page.session_state["pipeline_spec"]["ops"]] == ["hflip", "noise"]
@@ -56,6 +64,7 @@ def test_pipeline_editor_round_trips_through_session(page: AppTest) -> None:
 
 
 def test_an_uploaded_pipeline_replaces_the_one_in_state(page: AppTest) -> None:
+    open_tab(page, "pipeline")
     uploader(page, "pipe_upload").set_value(("spec.json", json.dumps(README_SPEC).encode(), "application/json")).run()
     assert not page.exception, [e.value for e in page.exception]
     operators = by_label(page.multiselect, "Operators, in order")
@@ -65,6 +74,7 @@ def test_an_uploaded_pipeline_replaces_the_one_in_state(page: AppTest) -> None:
 
 
 def test_operator_and_choice_names_are_translated(page: AppTest) -> None:
+    open_tab(page, "pipeline")
     page.multiselect(key="pipe_ops_en").set_value(["noise", "crop"]).run()
     page.sidebar.radio(key="lang").set_value("zh").run()
     assert not page.exception
@@ -77,10 +87,13 @@ def test_operator_and_choice_names_are_translated(page: AppTest) -> None:
 
 def test_sliders_take_their_ranges_from_the_operator_records(page: AppTest) -> None:
     limits = aug.OPERATORS["color"].params["brightness"].limits
+    open_tab(page, "color")
     brightness = page.slider(key="col_b")
     assert (brightness.min, brightness.max, brightness.step) == limits
+    open_tab(page, "noise")
     amount = page.slider(key="noise_amount_gaussian")
     assert amount.max == aug.OPERATORS["noise"].params["amount"].limits[1]
+    open_tab(page, "pipeline")
     page.multiselect(key="pipe_ops_en").set_value(["gaussian_blur"]).run()
     sigma = page.slider(key="pipe_gaussian_blur_sigma")
     assert (sigma.min, sigma.max) == aug.OPERATORS["gaussian_blur"].params["sigma"].limits[:2]
@@ -88,6 +101,7 @@ def test_sliders_take_their_ranges_from_the_operator_records(page: AppTest) -> N
 
 def test_normalization_histograms_each_have_their_own_axis(page: AppTest) -> None:
     """After centring and scaling, the values span about 2 of the 0..255 axis: drawn there, they vanish."""
+    open_tab(page, "normalize")
     charts = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
     histograms = [[trace for trace in chart["data"] if trace["type"] == "histogram"] for chart in charts]
     histograms = [traces for traces in histograms if traces]
@@ -95,15 +109,19 @@ def test_normalization_histograms_each_have_their_own_axis(page: AppTest) -> Non
 
 
 def test_widgets_keep_their_values_when_the_page_is_left(page: AppTest) -> None:
-    page.slider(key="col_s").set_value(0.0).run()
-    page.radio(key="aff_preset_en").set_value("t3").run()
-    page.slider(key="pipe_count").set_value(4).run()
+    for tab, set_value in (("color", lambda: page.slider(key="col_s").set_value(0.0)),
+                           ("affine", lambda: page.radio(key="aff_preset_en").set_value("t3")),
+                           ("pipeline", lambda: page.slider(key="pipe_count").set_value(4))):
+        open_tab(page, tab)
+        set_value().run()
     page.switch_page("app_pages/attention.py").run()
     page.switch_page(PAGE).run()
     assert not page.exception
+    assert page.slider(key="pipe_count").value == 4, "the pipeline tab is still the open one"
+    open_tab(page, "color")
     assert page.slider(key="col_s").value == 0.0
+    open_tab(page, "affine")
     assert page.radio(key="aff_preset_en").value == "t3"
-    assert page.slider(key="pipe_count").value == 4
 
 
 def _class_zip() -> bytes:
@@ -116,6 +134,7 @@ def _class_zip() -> bytes:
 
 
 def test_the_augmented_zip_stays_downloadable(page: AppTest) -> None:
+    open_tab(page, "dataset")
     uploader(page, "ds_zip").set_value(("faces.zip", _class_zip(), "application/zip")).run()
     page.button(key="ds_run").click().run()
     assert not page.exception, [e.value for e in page.exception]
@@ -126,3 +145,43 @@ def test_the_augmented_zip_stays_downloadable(page: AppTest) -> None:
     counts = page.dataframe[-1].value  # the per-class counts, a table, not raw JSON
     assert list(counts.columns) == ["class", "images", "in the new archive"]
     assert list(counts["images"]) == [2, 2] and list(counts["in the new archive"]) == [6, 6]  # the run made 2 copies
+
+
+def test_fspecial_widgets_change_the_kernel(page: AppTest) -> None:
+    assert any("fspecial('average', 3)" in c.value for c in page.code)
+    page.selectbox(key="fs_kind").set_value("motion").run()
+    assert any("fspecial('motion', 9, 0)" in c.value for c in page.code)
+    page.slider(key="fs_m_len").set_value(5).run()
+    page.slider(key="fs_m_theta").set_value(90.0).run()
+    assert not page.exception
+    assert any("fspecial('motion', 5, 90)" in c.value for c in page.code)
+
+
+def test_affine_preset_and_rotation_matrices_follow_widgets(page: AppTest) -> None:
+    open_tab(page, "affine")
+    page.radio(key="aff_preset_en").set_value("t1").run()
+    page.slider(key="aff_f").set_value(10.0).run()
+    latex = " ".join(el.value for el in page.latex)
+    assert "20" in latex  # t1 translates by 2f
+    assert any("not a valid affine matrix" in i.value for i in page.info)
+    page.slider(key="rot_angle").set_value(90.0).run()
+    latex = " ".join(el.value for el in page.latex)
+    assert "90^\\circ" in latex
+
+
+def test_noise_and_colour_widgets_run(page: AppTest) -> None:
+    open_tab(page, "noise")
+    page.radio(key="noise_kind_en").set_value("salt_pepper").run()
+    open_tab(page, "color")
+    page.slider(key="col_s").set_value(0.0).run()
+    open_tab(page, "normalize")
+    page.radio(key="norm_mode_en").set_value("mean_image").run()
+    assert not page.exception
+
+
+def test_language_switch_keeps_the_chosen_preset(page: AppTest) -> None:
+    open_tab(page, "affine")
+    page.radio(key="aff_preset_en").set_value("t3").run()
+    page.session_state["lang"] = "zh"
+    page.run()
+    assert page.radio(key="aff_preset_zh").value == "t3"

@@ -9,13 +9,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from app_pages._shared import MODEL_FOR_PREDICTION
 from core.checkpoint import make_meta, save_checkpoint
 from core.classes import EXPRESSION_KEYS
 from core.images import encode_png, sample_photo
 from core.predict import Predictor
 from core.settings import Settings
 from models.registry import build_model
-from app_pages._shared import MODEL_FOR_PREDICTION
 from tests.test_app import APP
 
 

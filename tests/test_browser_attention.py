@@ -1,17 +1,17 @@
 """End to end in a real browser: the attention page with the sample, AU12 only, and an uploaded photo with no face."""
 
-from tests.browser import SHOTS, browser_page, require_browser, running_app
+from tests.browser import SHOTS, browser_page, require_browser
 from tests.conftest import encode, gradient_image
 
 
-def test_attention_page_in_a_browser():
+def test_attention_page_in_a_browser(app_url):
     require_browser()
     from playwright.sync_api import expect
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app() as url, browser_page() as page:
+    with browser_page() as page:
         page.set_viewport_size({"width": 1400, "height": 2400})  # Streamlit scrolls inside its own container
-        page.goto(url, wait_until="networkidle")
+        page.goto(app_url, wait_until="networkidle")
         page.get_by_role("link", name="Attention maps").click()
         page.get_by_role("heading", name="Attention maps (EAC-Net)").wait_for(timeout=60_000)
         page.get_by_text("Feature channel").wait_for(timeout=120_000)

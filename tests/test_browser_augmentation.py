@@ -17,11 +17,11 @@ def _png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_click_through_the_augmentation_page(tmp_path):
+def test_click_through_the_augmentation_page(app_url, tmp_path):
     require_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app() as url, browser_page() as page:
-        page.goto(url, wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url, wait_until="networkidle")
         page.get_by_role("heading", name="Data augmentation").wait_for(timeout=60_000)
         page.get_by_text("The lecture's filter bank F1–F10").wait_for(timeout=60_000)
         page.locator("[data-testid='stImage']").nth(9).wait_for(timeout=60_000)
@@ -75,12 +75,12 @@ def _open_pipeline_tab(page) -> None:
     page.get_by_text("Original · draw 8", exact=True).wait_for(timeout=90_000)
 
 
-def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads():
+def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads(app_url):
     require_browser()
     from playwright.sync_api import expect
 
-    with running_app() as url, browser_page() as page:
-        page.goto(url, wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url, wait_until="networkidle")
         _open_pipeline_tab(page)
         operators = page.locator("[data-testid='stMultiSelect']").filter(has_text="Operators, in order")
         expect(operators.locator("[data-tag]")).to_have_count(4, timeout=30_000)
@@ -103,13 +103,13 @@ def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads():
         assert [op["op"] for op in saved["ops"]] == ["motion_blur", "affine", "crop"]
 
 
-def test_a_language_switch_keeps_the_open_tab_and_translates_operators():
+def test_a_language_switch_keeps_the_open_tab_and_translates_operators(app_url):
     require_browser()
     from playwright.sync_api import expect
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app() as url, browser_page() as page:
-        page.goto(url, wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url, wait_until="networkidle")
         _open_pipeline_tab(page)
         page.get_by_text("中文", exact=True).click()
         page.get_by_role("heading", name="数据增强").wait_for(timeout=30_000)

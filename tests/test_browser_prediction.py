@@ -1,12 +1,12 @@
 """End to end in a real browser: upload a photo on the prediction page, see the box and the chart."""
 from core.images import encode_jpeg, sample_photo
-from tests.browser import browser_page, require_browser, running_app
+from tests.browser import browser_page, require_browser
 
 
-def test_upload_a_photo_and_see_boxes_and_scores(tmp_path):
+def test_upload_a_photo_and_see_boxes_and_scores(app_url, tmp_path):
     require_browser()
-    with running_app() as url, browser_page() as page:
-        page.goto(url + "/prediction", wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url + "/prediction", wait_until="networkidle")
         page.get_by_role("heading", name="Expression prediction").wait_for(timeout=60_000)
         page.get_by_text("Search harder for faces").wait_for(timeout=30_000)
         page.get_by_test_id("stButtonGroup").get_by_role("radio", name="Upload").click()

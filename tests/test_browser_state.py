@@ -5,7 +5,7 @@ import zipfile
 
 from core.i18n import translate
 from core.images import encode_jpeg, encode_png, sample_photo
-from tests.browser import SHOTS, browser_page, require_browser, running_app
+from tests.browser import SHOTS, browser_page, require_browser
 from tests.conftest import gradient_image
 
 
@@ -30,9 +30,15 @@ def _group(page, lang: str, option: str):
     return page.get_by_role("radiogroup", name=translate(RADIOS[option], lang), exact=True)
 
 
+def _idle(page) -> None:
+    """Wait until the app has finished its run (Streamlit shows its status widget while it runs)."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=120_000)
+
+
 def _pick(page, lang: str, option: str) -> None:
     _group(page, lang, option).get_by_text(translate(option, lang), exact=True).click()
-    page.wait_for_timeout(800)
+    _idle(page)
 
 
 def _checked(page, lang: str, option: str) -> None:
@@ -46,11 +52,11 @@ def _selectbox_shows(page, lang: str, label: str, option: str) -> None:
     assert shown == translate(option, lang), (label, shown)
 
 
-def test_fine_tuning_choices_survive_a_language_switch_and_leaving_the_page():
+def test_fine_tuning_choices_survive_a_language_switch_and_leaving_the_page(app_url):
     require_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app() as url, browser_page() as page:
-        page.goto(url + "/finetuning", wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url + "/finetuning", wait_until="networkidle")
         page.get_by_role("heading", name="Fine-tuning").first.wait_for(timeout=60_000)
         _pick(page, "en", "ft_source_zip")
         upload = page.locator("[data-testid='stFileUploader'] input[type='file']").first
@@ -61,13 +67,13 @@ def test_fine_tuning_choices_survive_a_language_switch_and_leaving_the_page():
             _pick(page, "en", key)
         page.get_by_role("combobox", name=translate("ft_optimizer", "en"), exact=True).click()
         page.get_by_role("option", name=translate("opt_adam", "en"), exact=True).click()
-        page.wait_for_timeout(1500)
+        _idle(page)
         for key in ("ft_source_zip", "ft_start_bundled", "balance_weighted_loss", "ft_augment_none"):
             _checked(page, "en", key)
 
         page.get_by_text("中文", exact=True).click()
         page.get_by_role("heading", name=translate("ft_title", "zh")).first.wait_for(timeout=30_000)
-        page.wait_for_timeout(1500)
+        _idle(page)
         page.screenshot(path=str(SHOTS / "finetuning_zh_choices.png"), full_page=True)
         for key in ("ft_source_zip", "ft_start_bundled", "balance_weighted_loss", "ft_augment_none"):
             _checked(page, "zh", key)
@@ -85,10 +91,10 @@ def test_fine_tuning_choices_survive_a_language_switch_and_leaving_the_page():
         page.screenshot(path=str(SHOTS / "finetuning_back.png"), full_page=True)
 
 
-def test_prediction_photos_and_choices_survive_leaving_the_page_and_a_language_switch():
+def test_prediction_photos_and_choices_survive_leaving_the_page_and_a_language_switch(app_url):
     require_browser()
-    with running_app() as url, browser_page() as page:
-        page.goto(url + "/prediction", wait_until="networkidle")
+    with browser_page() as page:
+        page.goto(app_url + "/prediction", wait_until="networkidle")
         page.get_by_role("heading", name="Expression prediction").wait_for(timeout=60_000)
         _pick(page, "en", "pred_model_upload")
         _pick(page, "en", "pred_model_bundled")
@@ -99,6 +105,8 @@ def test_prediction_photos_and_choices_survive_leaving_the_page_and_a_language_s
                                        "buffer": encode_jpeg(sample_photo())}])
         page.get_by_role("heading", name="portrait.jpg").wait_for(timeout=120_000)
         page.get_by_text(translate("pred_tta", "en")).click()
+        _idle(page)
+        assert page.get_by_role("switch", name=translate("pred_tta", "en")).is_checked()
 
         _go(page, "en", "nav_attention")
         page.get_by_role("heading", name=translate("att_title", "en")).first.wait_for(timeout=60_000)

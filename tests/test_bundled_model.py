@@ -8,6 +8,9 @@ from core.classes import EXPRESSION_KEYS
 from core.data import FERPLUS_FILE, fer2013_path, load_npz
 from core.evaluate import evaluate_checkpoint
 
+pytestmark = pytest.mark.slow  # scores the bundled model on whole test splits
+
+
 def card_accuracy(labels: str) -> float:
     figures = card_test_accuracy(BUNDLED_CARD.read_text())
     assert labels in figures, f"the model card states the test accuracy on {labels} labels"

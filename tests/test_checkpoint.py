@@ -239,5 +239,5 @@ def test_missing_file(tmp_path):
 
 def test_messages_in_both_languages():
     error = CheckpointError("err_ckpt_not_ours")
-    assert ".pt" in str(error) and "core.train" in str(error)
+    assert ".pt" in str(error) and "fine-tuning page" in str(error)
     assert_user_message(error)

@@ -22,6 +22,8 @@ from tests.test_train import draw_pattern
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process
+
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -156,3 +158,13 @@ def test_every_option_reaches_its_config_field():
     # every field but the step schedule's two differs from its default, so each option was read
     unchanged = {f.name for f in fields(TrainConfig) if getattr(config, f.name) == getattr(TrainConfig(), f.name)}
     assert unchanged == {"step_size", "step_gamma"}
+
+
+def test_pretrained_for_a_network_without_imagenet_weights_says_so(tmp_path, capsys):
+    from core.train import main
+
+    (tmp_path / "faces.zip").write_bytes(class_zip(per_class=2))
+    assert main(["--data", str(tmp_path / "faces.zip"), "--arch", "face_vgg", "--pretrained", "--epochs", "1",
+                 "--out", str(tmp_path / "model.pt")]) != 0
+    message = capsys.readouterr().err
+    assert "face_vgg has no ImageNet weights" in message and "Untick" not in message

@@ -13,8 +13,20 @@ import numpy as np
 import pytest
 
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS
-from core.data import (FERPLUS_FILE, Dataset, class_weights, data_file, fer2013_path, ferplus_labels, load_class_folders,
-                       load_data, load_npz, sample_weights, stratified_split, to_input)
+from core.data import (
+    FERPLUS_FILE,
+    Dataset,
+    class_weights,
+    data_file,
+    fer2013_path,
+    ferplus_labels,
+    load_class_folders,
+    load_data,
+    load_npz,
+    sample_weights,
+    stratified_split,
+    to_input,
+)
 from core.errors import DatasetError
 from core.images import encode_png
 

@@ -23,9 +23,9 @@ from tests.test_train import draw_pattern
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-    reason="this torch build has no torch.distributed with the gloo backend")
+    reason="this torch build has no torch.distributed with the gloo backend")]
 
 
 def write_class_folders(folder: Path, per_class: int) -> None:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.faces import Face, detect_faces, eye_centres, face_frame, load_models, model_path, transform_face
+from core.faces import Face, detect_faces, eye_centres, load_models, model_path, transform_face
 from core.framing import FIT_POINTS, face_template, frame_face
 from core.images import decode_image, sample_photo
 

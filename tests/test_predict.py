@@ -139,6 +139,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_one_and_several_files_and_errors(tmp_path, random_checkpoint):
     photo = tmp_path / "astronaut.png"
     photo.write_bytes(encode_png(sample_photo()))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.checkpoint import BUNDLED_CHECKPOINT, checkpoint_bytes, make_meta
+from core.checkpoint import BUNDLED_CHECKPOINT, checkpoint_bytes, load_checkpoint, make_meta
 from core.classes import FER2013_KEYS
 from core.i18n import LANGUAGES, strings, translate
 from core.starting_point import STARTS, starting_point
 from models.registry import COURSE_RECIPE, build_model
+from tests.conftest import ROOT
 
 SMALL = {"width": 4, "blocks": 2, "depth": 1, "hidden": 16, "dropout": 0.0}
 
@@ -69,7 +70,7 @@ def test_a_checkpoint_decides_the_network(small_checkpoint, start):
 
 def test_the_config_names_the_start_never_a_translated_label(small_checkpoint):
     point = starting_point("upload", "face_vgg", {}, upload=small_checkpoint)
-    assert point.init_checkpoint == "upload" and point.init_checkpoint in STARTS
+    assert point.init_checkpoint is None, "an upload lived only in memory: nothing to load again"
     labels = {translate(f"ft_start_{start}", code) for start in STARTS for code in LANGUAGES}
     assert point.init_checkpoint not in labels
     assert [n.key for n in point.notes] == ["ft_init_info"]  # the same network as the page's: nothing to say
@@ -93,7 +94,8 @@ def test_an_unreadable_upload_is_an_error_and_cannot_train():
 @pytest.mark.skipif(not BUNDLED_CHECKPOINT.exists(), reason="the bundled checkpoint is not in this checkout")
 def test_the_bundled_checkpoint():
     point = starting_point("bundled", "face_vgg", {})
-    assert point.init is not None and point.arch == point.init.meta["arch"] and point.init_checkpoint == "bundled"
+    assert point.init is not None and point.arch == point.init.meta["arch"] and point.init_checkpoint == "models/checkpoints/fer_face_vgg.pt"
+    assert load_checkpoint(ROOT / point.init_checkpoint).meta == point.init.meta  # the command line can load it
 
 
 def test_an_unknown_start_is_a_programming_error():

@@ -21,18 +21,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core import jobs as jobs_module
 from core.checkpoint import Checkpoint, load_checkpoint, make_meta
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.data import Dataset, Splits, class_weights, sample_weights
 from core.errors import TrainingError
 from core.evaluate import evaluate_checkpoint
-from core import jobs as jobs_module
 from core.jobs import Job, JobRunner, check_job, offered_architectures, sweep_job_folders
 from core.metrics import compute_metrics
 from core.presets import to_network_input
 from core.settings import Settings
-from core.train import (EpochRecord, Progress, TrainConfig, _batches, _state_path, estimate_batch_memory, freeze_groups,
-                        make_optimizer, make_schedule, prepare_model, set_train_mode, train, transferred_head)
+from core.train import (
+    EpochRecord,
+    Progress,
+    TrainConfig,
+    _batches,
+    _state_path,
+    estimate_batch_memory,
+    freeze_groups,
+    make_optimizer,
+    make_schedule,
+    prepare_model,
+    set_train_mode,
+    train,
+    transferred_head,
+)
 from models.registry import ARCHITECTURES, build_model, layer_groups
 
 CPU = torch.device("cpu")
@@ -105,6 +118,7 @@ def config(tmp_path, **changes) -> TrainConfig:
 # --------------------------------------------------------------------------- learning
 
 
+@pytest.mark.slow
 def test_learns_generated_shapes_to_95_percent_quickly(tmp_path):
     started = time.perf_counter()
     splits = pattern_splits(40, 20, seed=1)
