@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,6 @@ from core.images import MAX_BYTES, decode_image
 from core.limits import RateLimiter
 from core.predict import bundled_predictor
 from core.settings import FALSE_WORDS, TRUE_WORDS, Settings, settings
-
 
 logger = logging.getLogger(__name__)
 

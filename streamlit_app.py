@@ -1,9 +1,9 @@
 """Entry point: navigation, language switch and the compute device in the sidebar."""
 import streamlit as st
 
+from app_pages._shared import tr
 from core.device import describe_device
 from core.i18n import LANGUAGES, translate
-from app_pages._shared import tr
 
 st.set_page_config(page_title=translate("app_title", st.session_state.get("lang", "en")), page_icon="🙂", layout="wide")
 
