@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -719,7 +720,9 @@ def data_for(config: TrainConfig) -> Splits:
                      config.labels)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, relabel: Callable[[Splits], Splits] | None = None) -> int:
+    """The command line. `relabel` changes the loaded data before training (tools/distill_ferplus.py
+    mixes a teacher's scores into the targets with it)."""
     args = get_args_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = best_device()
@@ -733,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         splits = data_for(config)
+        if relabel is not None:
+            splits = relabel(splits)
         progress, stop = Progress(), threading.Event()
         if rank == 0:
             print(f"data {splits.source}: {len(splits.train)} train, {len(splits.val)} val, classes "

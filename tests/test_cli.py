@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.data import Splits
 from core.images import encode_png
+from core.train import main as train_main
 from tests.test_train import draw_pattern
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,9 +126,7 @@ def test_evaluate_refuses_a_missing_split(trained, capsys):
 
 
 def test_train_refuses_missing_data(tmp_path, capsys):
-    from core.train import main
-
-    assert main(["--data", str(tmp_path / "none"), "--epochs", "1", "--out", str(tmp_path / "m.pt")]) == 2
+    assert train_main(["--data", str(tmp_path / "none"), "--epochs", "1", "--out", str(tmp_path / "m.pt")]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: No data set") and len(captured.err.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
@@ -161,10 +161,23 @@ def test_every_option_reaches_its_config_field():
 
 
 def test_pretrained_for_a_network_without_imagenet_weights_says_so(tmp_path, capsys):
-    from core.train import main
-
     (tmp_path / "faces.zip").write_bytes(class_zip(per_class=2))
-    assert main(["--data", str(tmp_path / "faces.zip"), "--arch", "face_vgg", "--pretrained", "--epochs", "1",
+    assert train_main(["--data", str(tmp_path / "faces.zip"), "--arch", "face_vgg", "--pretrained", "--epochs", "1",
                  "--out", str(tmp_path / "model.pt")]) != 0
     message = capsys.readouterr().err
     assert "face_vgg has no ImageNet weights" in message and "Untick" not in message
+
+
+def test_the_command_line_can_relabel_the_data_before_training(tmp_path, capsys):
+    """core.train.main's `relabel` hook (tools/distill_ferplus.py uses it) sees and replaces the splits."""
+    (tmp_path / "faces.zip").write_bytes(class_zip(per_class=4))
+    seen = []
+
+    def relabel(splits: Splits) -> Splits:
+        seen.append(len(splits.train))
+        return Splits(splits.train.subset(np.arange(7)), splits.val, splits.test, splits.source)
+
+    assert train_main(["--data", str(tmp_path / "faces.zip"), "--epochs", "1", "--batch-size", "4", "--arch-args",
+                 '{"width": 4}', "--out", str(tmp_path / "model.pt")], relabel=relabel) == 0
+    assert len(seen) == 1 and seen[0] > 7
+    assert ": 7 train," in capsys.readouterr().err, "the relabelled splits are what trains"

@@ -750,3 +750,4 @@ def test_to_network_input_normalises_and_resizes():
     assert rgb.shape == (2, 1, 48, 48)
     torch.testing.assert_close(rgb, torch.full_like(rgb, 2.0))  # (1 - 0.5) / 0.25
     assert math.isclose(float(to_network_input(torch.zeros(1, 1, 48, 48), "face_vgg").mean()), -2.0)
+

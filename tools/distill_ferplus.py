@@ -35,9 +35,8 @@ def main() -> int:
     parser.add_argument("--teacher-weight", type=float, default=0.5)
     args, train_argv = parser.parse_known_args()
     teacher = Predictor.from_checkpoint(args.teacher)
-    load = train.data_for
-    train.data_for = lambda config: distilled(load(config), teacher, args.teacher_weight)
-    return train.main([item for item in train_argv if item != "--"])
+    return train.main([item for item in train_argv if item != "--"],
+                      relabel=lambda splits: distilled(splits, teacher, args.teacher_weight))
 
 
 if __name__ == "__main__":
