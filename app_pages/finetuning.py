@@ -264,7 +264,10 @@ def _show_progress(job: Job) -> None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(tr("ft_throughput"), tr("unit_images_per_s", value=progress.images_per_s))
     m2.metric(tr("ft_eta"), tr("unit_minutes", value=eta))
-    m3.metric(tr("ft_device_memory"), tr("unit_megabytes", value=progress.memory_bytes / 2**20))
+    on_gpu = best_device().type == "cuda"
+    m3.metric(tr("ft_device_memory" if on_gpu else "ft_process_memory"),
+              tr("unit_megabytes", value=progress.memory_bytes / 2**20),
+              help=None if on_gpu else tr("ft_process_memory_help"))
     m4.metric(tr("ft_best_val"), f"{max(progress.best_accuracy, 0):.1%}",
               help=tr("ft_best_epoch", epoch=progress.best_epoch))
     losses = list(progress.iteration_loss)

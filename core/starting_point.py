@@ -60,8 +60,8 @@ def starting_point(start: str, arch: str, arch_args: dict[str, Any], course: boo
             return _from_checkpoint(arch, init, reloadable)
     arch_args = arch_args | COURSE_RECIPE["arch_args"] if course else dict(arch_args)
     if start in CHECKPOINT_STARTS:  # no checkpoint: the page's network stays, and it cannot train
-        return StartingPoint(arch, arch_args, course=course, can_train=False, error=error,
-                             notes=(Note("info", "ft_no_checkpoint"),))
+        notes = () if error is not None else (Note("info", "ft_no_checkpoint"),)  # the error says enough
+        return StartingPoint(arch, arch_args, course=course, can_train=False, error=error, notes=notes)
     if start == "scratch":
         return StartingPoint(arch, arch_args, course=course)
     weights = pretrained_path(arch)

@@ -84,7 +84,7 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
     job = at.session_state["ft_job"]
     assert job.progress.status == "finished", job.progress.error
     assert len(job.progress.epochs) == 2
-    assert [m.label for m in at.metric] == ["Throughput", "Time left", "Memory (peak)", "Best validation accuracy"]
+    assert [m.label for m in at.metric] == ["Throughput", "Time left", "Server memory (peak)", "Best validation accuracy"]
     assert any("Epoch 2: validation accuracy" in s.value for s in at.subheader)
     assert any("Best validation accuracy" in s.value for s in at.success)
     layouts = {layout["title"]["text"]: layout for layout in
