@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from core.i18n import translate
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots for people to look at; set FACELAB_SCREENSHOTS to keep them somewhere else.
@@ -81,3 +83,33 @@ def browser_page():
             yield context.pages[0] if context.pages else context.new_page()
         finally:
             context.close()
+
+
+def go(page, lang: str, nav: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(translate(nav, lang), exact=True).click()
+
+
+# The radio group of each option the browser tests pick, by string key.
+RADIOS = {"ft_source_zip": "ft_source", "ft_start_bundled": "ft_start", "balance_weighted_loss": "ft_balance",
+          "ft_augment_none": "ft_augment", "pred_model_upload": "pred_model", "pred_model_bundled": "pred_model"}
+
+
+def _radio_group(page, lang: str, option: str):
+    return page.get_by_role("radiogroup", name=translate(RADIOS[option], lang), exact=True)
+
+
+def idle(page) -> None:
+    """Wait until the app has finished its run (Streamlit shows its status widget while it runs)."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=120_000)
+
+
+def pick(page, lang: str, option: str) -> None:
+    _radio_group(page, lang, option).get_by_text(translate(option, lang), exact=True).click()
+    idle(page)
+
+
+def checked(page, lang: str, option: str) -> None:
+    radio = _radio_group(page, lang, option).get_by_role("radio", name=translate(option, lang), exact=True)
+    radio.wait_for(state="attached", timeout=30_000)
+    assert radio.is_checked(), f"{option} ({lang}) is not shown as selected"

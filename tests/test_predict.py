@@ -15,6 +15,7 @@ from core.classes import EXPRESSION_KEYS, FER2013_KEYS
 from core.errors import ImageError
 from core.images import encode_png, sample_photo
 from core.predict import Predictor, labels_above
+from core.predict import main as predict_main
 from models.registry import build_model
 from tests.conftest import ROOT
 
@@ -139,34 +140,42 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def _cli_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """`core.predict.main` as the command line runs it, without the cost of a new Python process."""
+    code = predict_main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.slow
-def test_cli_one_and_several_files_and_errors(tmp_path, random_checkpoint):
+def test_cli_one_and_several_files_and_errors(tmp_path, random_checkpoint, capsys):
     photo = tmp_path / "astronaut.png"
     photo.write_bytes(encode_png(sample_photo()))
     blank = tmp_path / "blank.png"
     blank.write_bytes(encode_png(np.full((100, 100, 3), 90, np.uint8)))
-    one = _cli(str(photo), "--checkpoint", str(random_checkpoint))
+    one = _cli(str(photo), "--checkpoint", str(random_checkpoint))  # once as a user runs it
     assert one.returncode == 0, one.stderr
     faces = json.loads(one.stdout)
     assert isinstance(faces, list) and len(faces) == 1 and set(faces[0]) == {"faceRectangle", "scores"}
 
-    several = _cli(str(photo), str(blank), "--checkpoint", str(random_checkpoint), "--tta", "--search", "thorough")
-    assert several.returncode == 0, several.stderr
-    by_file = json.loads(several.stdout)
+    code, out, err = _cli_in_process(capsys, str(photo), str(blank), "--checkpoint", str(random_checkpoint), "--tta",
+                                     "--search", "thorough")
+    assert code == 0, err
+    by_file = json.loads(out)
     assert set(by_file) == {str(photo), str(blank)}
     assert len(by_file[str(photo)]) == 1 and by_file[str(blank)] == []
 
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("hello")
     for bad in (not_image, tmp_path / "missing.jpg"):
-        failed = _cli(str(bad), "--checkpoint", str(random_checkpoint))
-        assert failed.returncode != 0
-        lines = failed.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error:"), failed.stderr
+        code, _, err = _cli_in_process(capsys, str(bad), "--checkpoint", str(random_checkpoint))
+        assert code != 0
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), err
     foreign = tmp_path / "foreign.pt"
     foreign.write_bytes(b"not a checkpoint")
-    failed = _cli(str(photo), "--checkpoint", str(foreign))
-    assert failed.returncode != 0 and "not a checkpoint of this app" in failed.stderr
+    code, _, err = _cli_in_process(capsys, str(photo), "--checkpoint", str(foreign))
+    assert code != 0 and "not a checkpoint of this app" in err
 
 
 def test_bad_bytes_raise_image_error():
