@@ -33,8 +33,7 @@ README_SPEC = readme_spec()
 def page() -> AppTest:
     """The augmentation page, opened from the app's frame (sidebar, language switch)."""
     app = AppTest.from_file(APP, default_timeout=180)
-    app.run()
-    app.switch_page(PAGE).run()
+    app.run()  # the augmentation page is the app's default page
     assert not app.exception and app.title[0].value == "Data augmentation", [e.value for e in app.exception]
     return app
 
