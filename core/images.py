@@ -122,6 +122,15 @@ def limit_size(rgb: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
+def upscaled(chw: np.ndarray, side: int = 96) -> np.ndarray:
+    """A data set's image (uint8, channels × height × width, grey or RGB) as an RGB picture `side` pixels
+    high, with sharp pixels, for showing a 48-pixel face at a size people can see."""
+    image = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
+    scale = max(1, side // image.shape[0])
+    image = cv2.resize(image, (image.shape[1] * scale, image.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image)
+
+
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
     """Two RGB images in one, the left one resized to the right one's height, with a white gap."""
     height = right.shape[0]

@@ -57,6 +57,18 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, 
     return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(classes)), classes)
 
 
+def cell_examples(y_true: np.ndarray, probabilities: np.ndarray, true_class: int, predicted_class: int,
+                  limit: int | None = None) -> np.ndarray:
+    """The indices of the images in one cell of the confusion matrix (true `true_class`, predicted
+    `predicted_class`, the prediction being the highest score), the most confident first: off the diagonal,
+    the most confident mistakes."""
+    y_true = np.asarray(y_true)
+    probabilities = np.asarray(probabilities)
+    in_cell = np.flatnonzero((y_true == true_class) & (probabilities.argmax(axis=1) == predicted_class))
+    order = in_cell[np.argsort(-probabilities[in_cell, predicted_class], kind="stable")]
+    return order if limit is None else order[:limit]
+
+
 def smooth(values: list[float] | np.ndarray, weight: float = 0.9) -> np.ndarray:
     """Exponential moving average with bias correction, as loss curves are usually shown."""
     out, running = np.empty(len(values)), 0.0

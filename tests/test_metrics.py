@@ -121,3 +121,25 @@ def test_to_dict_is_json_with_the_documented_keys():
     assert decoded["confusion_matrix"] == CONFUSION.tolist()
     assert decoded["per_class"]["c"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "f1": pytest.approx(0.8),
                                          "support": 3}
+
+
+def test_cell_examples_are_one_cells_images_most_confident_first():
+    from core.metrics import cell_examples
+
+    y_true = np.array([0, 0, 1, 1, 0, 0])
+    scores = np.array([[.2, .8], [.9, .1], [.3, .7], [.6, .4], [.1, .9], [.4, .6]])
+    assert cell_examples(y_true, scores, 0, 1).tolist() == [4, 0, 5]  # the surest mistakes first
+    assert cell_examples(y_true, scores, 0, 1, limit=2).tolist() == [4, 0]
+    assert cell_examples(y_true, scores, 1, 0).tolist() == [3]
+    assert cell_examples(y_true, scores, 1, 1).tolist() == [2]
+    assert cell_examples(np.array([], int), np.empty((0, 2)), 0, 1).tolist() == []
+
+
+def test_a_data_set_image_is_shown_upscaled_in_colour():
+    from core.images import upscaled
+
+    grey = np.arange(48 * 48, dtype=np.uint8).reshape(1, 48, 48)
+    picture = upscaled(grey)
+    assert picture.shape == (96, 96, 3) and picture.dtype == np.uint8
+    assert (picture[0, 0] == grey[0, 0, 0]).all() and (picture[1, 1] == grey[0, 0, 0]).all()  # sharp pixels
+    assert upscaled(np.zeros((3, 48, 48), np.uint8)).shape == (96, 96, 3)
