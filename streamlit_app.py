@@ -15,6 +15,7 @@ pages = [
     st.Page("app_pages/attention.py", title=tr("nav_attention"), icon="👁️", url_path="attention"),
     st.Page("app_pages/finetuning.py", title=tr("nav_finetuning"), icon="📈", url_path="finetuning"),
     st.Page("app_pages/prediction.py", title=tr("nav_prediction"), icon="😀", url_path="prediction"),
+    st.Page("app_pages/live.py", title=tr("nav_live"), icon="🎥", url_path="live"),
 ]
 navigation = st.navigation(pages)
 

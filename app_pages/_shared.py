@@ -13,12 +13,14 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.errors import UserError
+from core.gallery import EXAMPLES, GALLERY, example_photo, thumbnail
 from core.i18n import LANGUAGES, translate
-from core.images import decode_image, encode_jpeg, limit_size, sample_photo
+from core.images import decode_image, encode_jpeg, limit_size
 from core.settings import settings
 
 # Session key of the checkpoint (its bytes) the prediction page uses, set by "Use for prediction".
 MODEL_FOR_PREDICTION = "prediction_checkpoint"
+GALLERY_SPACE = 2  # the width left free beside the gallery's thumbnails, in thumbnail widths
 
 T = TypeVar("T")
 
@@ -58,6 +60,22 @@ def choice(widget: Callable[..., T], label: str, options: Sequence, key: str, de
     return widget(label, options, key=choice_key(key, default), persist_state="session", **kwargs)
 
 
+def remembered_tabs(key: str, names: Sequence[str]) -> Sequence[Any]:
+    """Tabs labelled by the strings `{key}_tab_<name>` that remember the open one by name (under
+    `{key}_tab`), since a label changes with the language, so the open tab survives a language switch and
+    leaving the page. Opening one reruns the page; only the open tab's `.open` is true, so only its work
+    need be done."""
+    current = st.session_state.get(f"{key}_tab")
+    current = current if current in names else names[0]
+
+    def remember() -> None:
+        label = st.session_state[f"{key}_tabs"]
+        st.session_state[f"{key}_tab"] = next((name for name in names if tr(f"{key}_tab_{name}") == label), names[0])
+
+    st.session_state[f"{key}_tabs"] = tr(f"{key}_tab_{current}")
+    return st.tabs([tr(f"{key}_tab_{name}") for name in names], key=f"{key}_tabs", on_change=remember)
+
+
 def session_id() -> str:
     """This browser session's id, as the server knows it."""
     return get_script_run_ctx().session_id
@@ -79,8 +97,40 @@ def _decode(data: bytes, max_side: int) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner=False)
-def cached_sample_photo() -> np.ndarray:
-    return sample_photo()
+def cached_example_photo(name: str) -> np.ndarray:
+    """An example photo of the gallery, made once per process (read it, never change it)."""
+    photo = example_photo(name)
+    photo.flags.writeable = False
+    return photo
+
+
+@st.cache_resource(show_spinner=False)
+def _example_thumbnail(name: str) -> np.ndarray:
+    return thumbnail(cached_example_photo(name))
+
+
+def data_uri(rgb: np.ndarray) -> str:
+    """A JPEG data URI of an image, for a plotly image or a table's image column."""
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb)).decode("ascii")
+
+
+def gallery(key: str) -> str:
+    """The example photos as thumbnails to pick from, with the chosen one's credit line; returns the
+    chosen photo's name. The choice is kept in the session under `{key}_gallery`."""
+    state = f"{key}_gallery"
+    if st.session_state.get(state) not in EXAMPLES:
+        st.session_state[state] = GALLERY[0].name
+    chosen = st.session_state[state]
+
+    def pick(name: str) -> None:
+        st.session_state[state] = name
+
+    for column, photo in zip(st.columns([1] * len(GALLERY) + [GALLERY_SPACE]), GALLERY):  # small thumbnails
+        column.image(_example_thumbnail(photo.name), width="stretch")
+        column.button(tr(f"gallery_{photo.name}"), key=f"{key}_gallery_{photo.name}", on_click=pick,
+                      args=(photo.name,), type="primary" if photo.name == chosen else "secondary", width="stretch")
+    st.caption(tr(f"gallery_credit_{chosen}"))
+    return chosen
 
 
 def kept_uploads(label: str, key: str, where: Any = st, multiple: bool = False, **kwargs: Any) -> list[tuple[str, bytes]]:
@@ -106,13 +156,13 @@ def kept_uploads(label: str, key: str, where: Any = st, multiple: bool = False, 
 
 
 def image_input(key: str, max_side: int | None = None) -> np.ndarray | None:
-    """Sample, upload or camera; returns the RGB image, or None with a message shown."""
+    """An example photo of the gallery, an upload or the camera; returns the RGB image, or None with a
+    message shown."""
     sources = ["sample", "upload", "camera"]
     source = choice(st.segmented_control, tr("image_source"), sources, f"{key}_source",
                     format_func=lambda s: tr(f"source_{s}")) or "sample"
     if source == "sample":
-        st.caption(tr("sample_credit"))
-        image = cached_sample_photo()
+        image = cached_example_photo(gallery(key))
     else:
         if source == "upload":
             files = kept_uploads(tr("upload_photo"), f"{key}_upload")
@@ -158,7 +208,7 @@ def photo_figure(picture: np.ndarray, origin: tuple[int, int] = (0, 0), max_side
     (x0, y0), (rows, cols) = origin, picture.shape[:2]
     shown = limit_size(picture, max_side)
     dx, dy = cols / shown.shape[1], rows / shown.shape[0]
-    source = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(shown)).decode("ascii")
+    source = data_uri(shown)
     # Pixel i of the photo is centred on coordinate i; x0/y0 are the centre of the first shown pixel.
     figure = go.Figure(go.Image(source=source, x0=x0 - 0.5 + dx / 2, y0=y0 - 0.5 + dy / 2, dx=dx, dy=dy,
                                 hoverinfo="skip"))

@@ -6,7 +6,16 @@ import math
 import numpy as np
 import streamlit as st
 
-from app_pages._shared import choice, histogram, image_input, kept_uploads, kernel_heatmap, show_error, tr
+from app_pages._shared import (
+    choice,
+    histogram,
+    image_input,
+    kept_uploads,
+    kernel_heatmap,
+    remembered_tabs,
+    show_error,
+    tr,
+)
 from core import augment as aug
 from core.archive import augment_archive, read_class_zip
 from core.errors import UserError
@@ -27,14 +36,7 @@ if image is None:
     st.stop()
 
 
-def _remember_tab() -> None:
-    """The open tab by name, since its label changes with the language."""
-    label = st.session_state["aug_tabs"]
-    st.session_state["aug_tab"] = next((name for name in TABS if tr(f"aug_tab_{name}") == label), TABS[0])
-
-
-st.session_state["aug_tabs"] = tr(f"aug_tab_{st.session_state.get('aug_tab', TABS[0])}")
-tabs = st.tabs([tr(f"aug_tab_{name}") for name in TABS], key="aug_tabs", on_change=_remember_tab)
+tabs = remembered_tabs("aug", TABS)
 
 # Labels of parameter choices that have a string; the others (F1, t3) are shown as they are.
 CHOICE_LABELS = {("noise", "kind"): "noise_", ("crop", "mode"): "crop_"}
@@ -278,11 +280,17 @@ def pipeline_tab(image: np.ndarray) -> None:
     c1, c2 = st.columns(2)
     count = c1.slider(tr("pipeline_draws"), 1, 24, 8, key="pipe_count", **KEEP)
     pipe_seed = c2.number_input(tr("seed"), 0, 2**31 - 1, 0, key="pipe_seed", **KEEP)
+    with st.expander(tr("aug_as_code")):
+        st.caption(tr("aug_as_code_help"))
+        as_python, as_json = st.tabs([tr("aug_code_python"), tr("aug_code_json")])
+        as_python.code(aug.spec_to_python(spec, count, int(pipe_seed), PREVIEW_SIDE), language="python")
+        as_json.code(aug.spec_to_json(spec), language="json")
     results = aug.augment_many(image, spec, count, int(pipe_seed))
     columns = st.columns(3)
     for index, (drawn, draws) in enumerate(results, start=1):
         with columns[(index - 1) % 3]:
-            st.image(side_by_side(image, drawn), caption=tr("draw_n", n=index))
+            # PNG, so that the preview shows the very pixels the pipeline (and its Python code) gives
+            st.image(side_by_side(image, drawn), caption=tr("draw_n", n=index), output_format="PNG")
             with st.popover(tr("draw_params")):
                 st.json([{"op": d.op, "applied": d.applied, **d.values} for d in draws])
 

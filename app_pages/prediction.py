@@ -7,24 +7,32 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._confusion import confusion_explorer, confusion_figure
 from app_pages._shared import (
     MODEL_FOR_PREDICTION,
-    cached_sample_photo,
+    cached_example_photo,
     choice,
     choice_key,
+    data_uri,
+    gallery,
     kept_uploads,
     lang,
     photo_figure,
+    remembered_tabs,
     session_id,
     show_error,
     tr,
 )
 from core.attention import overlay
-from core.checkpoint import BUNDLED_CHECKPOINT
+from core.augment import crop_box
+from core.checkpoint import BUNDLED_CARD, BUNDLED_CHECKPOINT, card_test_accuracy
 from core.classes import colour, display_name
+from core.data import FER2013_FILE, data_dir, data_file
 from core.errors import RateLimitError, UserError
 from core.images import decode_image, digest, limit_size
 from core.limits import RateLimiter
+from core.metrics import metrics_from_confusion
+from core.model_card import TestScores, bundled_card_confusion, score_test_split
 from core.predict import FaceScores, Predictor, bundled_predictor, faces_table, labels_above, table_csv
 from core.settings import settings
 
@@ -32,6 +40,8 @@ DISPLAY_SIDE = 1600
 MAIN_COLUMN_PX = 730  # the usual width of the page's main column, to size box labels in image pixels
 LABEL_CHAR_PX, LABEL_WIDE_CHAR_PX, LABEL_HEIGHT_PX = 7.5, 13, 20  # a 13 px label font; CJK is wider
 MAX_EXPLAINED_FACES = 6  # Grad-CAM costs a backward pass per face
+FACE_THUMBNAIL_SIDE = 64
+TABS = ("predict", "card")
 
 st.title(tr("pred_title"))
 st.markdown(tr("pred_intro"))
@@ -98,8 +108,8 @@ def _inputs() -> list[tuple[str, str, np.ndarray]]:
     source = choice(st.segmented_control, tr("image_source"), ["sample", "upload", "camera"], "pred_source",
                     format_func=lambda s: tr(f"source_{s}")) or "sample"
     if source == "sample":
-        st.caption(tr("sample_credit"))
-        return [("astronaut.png", "sample", cached_sample_photo())]
+        name = gallery("pred")
+        return [(tr(f"gallery_{name}"), f"gallery:{name}", cached_example_photo(name))]
     if source == "camera":
         shot = st.camera_input(tr("take_photo"), key="pred_camera")
         files = [(shot.name, shot.getvalue())] if shot else []
@@ -182,14 +192,19 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
         predictions = _predict(predictor, model, [rgb for _, _, rgb in images], photos, tta, search)
     results = list(zip([name for name, _, _ in images], predictions))
 
-    if len(images) > 1:
-        rows = faces_table(results)
+    rows = faces_table(results)
+    if len(images) > 1 or len(rows) > 1:
         st.subheader(tr("pred_all_faces", count=len(rows), photos=tr("pred_photos", count=len(images))))
         if rows:
-            shown = [row | {"top_expression": display_name(row["top_expression"], lang())} for row in rows]
+            thumbnails = [data_uri(limit_size(crop_box(rgb, face.box), FACE_THUMBNAIL_SIDE)) if min(face.box[2:]) else None
+                          for (_, _, rgb), faces in zip(images, predictions) for face in faces]
+            shown = [{"thumbnail": thumbnail} | row | {"top_expression": display_name(row["top_expression"], lang())}
+                     for thumbnail, row in zip(thumbnails, rows)]
             labels = {name: st.column_config.NumberColumn(display_name(name, lang()), format="percent")
                       if name in predictor.classes else tr(f"pred_col_{name}") for name in rows[0]}
-            st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels)
+            labels["thumbnail"] = st.column_config.ImageColumn(tr("pred_col_thumbnail"))
+            st.dataframe(shown, hide_index=True, key="pred_table", column_config=labels,
+                         row_height=FACE_THUMBNAIL_SIDE * 3 // 4)
             st.download_button(tr("pred_download_csv"), table_csv(rows), "faces.csv", "text/csv", key="pred_csv")
 
     explained_photo = next((index for index, faces in enumerate(predictions) if faces), None)
@@ -223,8 +238,8 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
                 c3.image(overlay(explanation.crop, explanation.attention), caption=tr("pred_attention"))
 
 
-def main() -> None:
-    """The whole page, in a function so that no decoded photo outlives the run in a module global."""
+def predict_tab() -> None:
+    """The predictions, in a function so that no decoded photo outlives the run in a module global."""
     chosen = _choose_model()
     tta = st.toggle(tr("pred_tta"), key="pred_tta", help=tr("pred_tta_help"), persist_state="session")
     thorough = st.toggle(tr("pred_thorough"), key="pred_thorough", help=tr("pred_thorough_help"),
@@ -234,4 +249,72 @@ def main() -> None:
         show_predictions(*chosen, images, tta, "thorough" if thorough else "auto")
 
 
-main()
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _test_scores(path: str) -> TestScores:
+    """The bundled model's scores on the FER+ test split, computed once per process."""
+    return score_test_split(bundled_predictor().checkpoint, path)
+
+
+def _scored_test_split() -> TestScores | None:
+    """The test split scored by the bundled model, or None (with a message) where the data folder lacks it."""
+    folder = data_dir()
+    try:
+        path = data_file(str(folder), FER2013_FILE) if folder is not None else None
+        if path is not None:
+            with st.spinner(tr("card_scoring")):
+                return _test_scores(str(path))
+    except UserError as error:
+        show_error(error)
+    st.info(tr("card_needs_data", file=FER2013_FILE))
+    return None
+
+
+def card_tab() -> None:
+    """The bundled model's card: what it is, its test figures, and its FER+ test confusion matrix, whose
+    cells open on their faces when the data set is in the data folder."""
+    try:
+        predictor = bundled_predictor()
+    except UserError as error:
+        show_error(error)
+        st.info(tr("pred_no_bundled"))
+        return
+    meta, classes = predictor.checkpoint.meta, predictor.classes
+    st.markdown(tr("card_intro", arch=meta["arch"], size=predictor.input_size, count=len(classes),
+                   classes=tr("card_list_separator").join(display_name(name, lang()) for name in classes)))
+    stated = bundled_card_confusion(classes)
+    accuracy = card_test_accuracy(BUNDLED_CARD.read_text(encoding="utf-8")) if BUNDLED_CARD.exists() else {}
+    columns = st.columns(3)
+    for column, (label, value) in zip(columns, (
+            (tr("card_test_ferplus"), accuracy.get("FER+ majority")),
+            (tr("card_test_fer2013"), accuracy.get("FER2013 PrivateTest")),
+            (tr("card_val_ferplus"), meta.get("metrics", {}).get("val", {}).get("accuracy")))):
+        column.metric(label, f"{value:.2%}" if value is not None else "–")
+    scores = _scored_test_split()
+    confusion = scores.confusion if scores is not None else stated
+    if confusion is None:
+        return
+    title = tr("card_confusion_title", count=int(confusion.sum()))
+    if scores is not None:
+        confusion_explorer(confusion, classes, scores.test.x, scores.test.y, scores.probabilities, key="card_cm",
+                           title=title)
+        matches = stated is not None and np.array_equal(confusion, stated)
+        st.caption(tr("card_scored", count=len(scores.test), seconds=scores.seconds)
+                   + (" " + tr("card_matches") if matches else ""))
+    else:
+        st.plotly_chart(confusion_figure(confusion, classes, title), key="card_cm_stated")
+    per_class = metrics_from_confusion(confusion, classes).per_class
+    st.dataframe({tr("card_col_class"): [display_name(name, lang()) for name in classes],
+                  tr("card_col_precision"): [per_class[name].precision for name in classes],
+                  tr("card_col_recall"): [per_class[name].recall for name in classes],
+                  tr("card_col_f1"): [per_class[name].f1 for name in classes],
+                  tr("card_col_support"): [per_class[name].support for name in classes]},
+                 hide_index=True, key="card_per_class",
+                 column_config={tr(f"card_col_{name}"): st.column_config.NumberColumn(format="%.3f")
+                                for name in ("precision", "recall", "f1")})
+    st.caption(tr("card_source"))
+
+
+for tab, show in zip(remembered_tabs("pred", TABS), (predict_tab, card_tab)):
+    if tab.open:
+        with tab:
+            show()

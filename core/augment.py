@@ -764,6 +764,45 @@ def spec_to_json(spec: PipelineSpec) -> str:
     return json.dumps(spec_to_dict(spec), indent=2, ensure_ascii=False)
 
 
+def _op_code(op: dict[str, Any], width: int = 88) -> str:
+    """One `OpSpec(...)` line of `spec_to_python`, or one line per parameter where that would be too long."""
+    line = f"    aug.OpSpec({op['op']!r}, p={op['p']!r}, params={op['params']!r}),\n"
+    if len(line) <= width + 1:
+        return line
+    params = "".join(f"        {name!r}: {value!r},\n" for name, value in op["params"].items())
+    return f"    aug.OpSpec({op['op']!r}, p={op['p']!r}, params={{\n{params}    }}),\n"
+
+
+def spec_to_python(spec: PipelineSpec, count: int = 8, seed: int = 0, max_side: int = 512) -> str:
+    """The pipeline as a Python script that calls this module: `SPEC`, and `augmented(image)`, which gives
+    the `count` draws from `seed` that the preview shows. Run as a script, it writes the draws of a photo
+    as PNG files. Values are written from the spec's JSON, so the code and the JSON always agree."""
+    ops = "".join(_op_code(op) for op in json.loads(spec_to_json(spec))["ops"])
+    return f'''"""An augmentation pipeline from the Augmentation page. Save this file in the app's folder and run
+python augmentation.py photo.jpg"""
+import sys
+from pathlib import Path
+
+from core import augment as aug
+from core.images import decode_image, encode_png
+
+SPEC = aug.PipelineSpec((
+{ops}))
+
+
+def augmented(image, count={count}, seed={seed}):
+    """(augmented image, what each operator drew) for `count` draws from `seed`, as the page shows them."""
+    return aug.augment_many(image, SPEC, count, seed)
+
+
+if __name__ == "__main__":
+    photo = decode_image(Path(sys.argv[1]).read_bytes(), max_side={max_side})
+    for number, (image, draws) in enumerate(augmented(photo), start=1):
+        Path(f"draw_{{number}}.png").write_bytes(encode_png(image))
+        print(f"draw_{{number}}.png", [{{"op": d.op, "applied": d.applied, **d.values}} for d in draws])
+'''
+
+
 def spec_from_dict(data: Any) -> PipelineSpec:
     if not isinstance(data, dict) or not isinstance(data.get("ops"), list):
         raise SpecError("err_spec_not_pipeline")

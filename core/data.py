@@ -3,9 +3,14 @@ of class folders.
 
 Images are kept in memory as one uint8 array (N, C, H, W); batches are converted to the
 network's input on the training device.
+
+A class-folder data set is split into training and validation images in one of three ways
+(`SPLIT_RULES`): at random within each class; by groups of files whose names share a prefix (one
+person, one video), so that no group straddles the split; or by the archive's own val/ folder.
 """
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,8 @@ from core.classes import EXPRESSION_KEYS, FER2013_KEYS, expression_key
 from core.errors import DatasetError
 from core.settings import settings
 
+SPLIT_RULES = ("random", "prefix", "folders")
+MAX_SEPARATOR = 8
 FER2013_FILE = "fer2013.npz"
 FERPLUS_FILE = "ferplus.npz"  # FER+ votes, row by row beside fer2013.npz
 NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val")
@@ -181,18 +188,128 @@ def dataset_from_archive(archive: ClassArchive, size: int, channels: int) -> Dat
     return Dataset(x, y, classes)
 
 
-def stratified_split(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Hold out `val_fraction` of each class (at least one image), keeping at least one for training."""
+def held_out_count(count: int, val_fraction: float) -> int:
+    """How many of a class's `count` images validation should hold: `val_fraction` of them, at least one,
+    leaving at least one for training."""
+    return min(max(1, round(count * val_fraction)), count - 1)
+
+
+def stratified_split(y: np.ndarray, classes: tuple[str, ...], val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and validation images: `val_fraction` of each class held out (at least one
+    image), keeping at least one for training."""
     rng = np.random.default_rng(seed)
     train_parts, val_parts = [], []
-    for label, count in enumerate(dataset.counts()):
+    for label, count in enumerate(np.bincount(y, minlength=len(classes))):
         if count < 2:
-            raise DatasetError("err_data_too_small", name=dataset.classes[label], count=int(count), minimum=2)
-        indices = rng.permutation(np.flatnonzero(dataset.y == label))
-        held = min(max(1, round(count * val_fraction)), count - 1)
+            raise DatasetError("err_data_too_small", name=classes[label], count=int(count), minimum=2)
+        indices = rng.permutation(np.flatnonzero(y == label))
+        held = held_out_count(count, val_fraction)
         val_parts.append(indices[:held])
         train_parts.append(indices[held:])
-    return dataset.subset(np.sort(np.concatenate(train_parts))), dataset.subset(np.sort(np.concatenate(val_parts)))
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+def name_groups(names: list[str] | tuple[str, ...], separator: str) -> tuple[np.ndarray, int]:
+    """Each file's group: its name (without folders and suffix) up to the first `separator`, so
+    `anna_003.jpg` is in group `anna`; and how many names lack the separator (each is a group of its own).
+
+    The separator is plain text, not a pattern, so any text a visitor types is safe to match."""
+    if not 1 <= len(separator) <= MAX_SEPARATOR or any(c in "/\\" or not c.isprintable() for c in separator):
+        raise DatasetError("split_err_separator", limit=MAX_SEPARATOR)
+    stems = [posixpath.splitext(posixpath.basename(name))[0] for name in names]
+    unmatched = sum(separator not in stem for stem in stems)
+    if unmatched == len(stems):
+        raise DatasetError("split_err_no_match", separator=separator)
+    return np.array([stem.split(separator, 1)[0] for stem in stems]), unmatched
+
+
+def group_split(y: np.ndarray, groups: np.ndarray, n_classes: int, val_fraction: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and validation images, holding out whole groups only.
+
+    Groups are held out one at a time: each time one that brings every class's validation count
+    closest to its target (`held_out_count`, by a chi-square-like distance; the seed picks among those
+    within 10 % of the closest), as long as that helps and leaves every class a training image. Groups
+    with the same images per class are alike to this rule, so it weighs each kind of group once and
+    takes the groups of a kind in a random order. A class whose images are all one group gets no
+    validation images."""
+    keys, group_of = np.unique(groups, return_inverse=True)
+    if len(keys) < 2:
+        raise DatasetError("split_err_one_group", group=str(keys[0]))
+    rng = np.random.default_rng(seed)
+    row = np.argsort(rng.permutation(len(keys)))[group_of]  # groups in a random order
+    per_group = np.zeros((len(keys), n_classes), np.int64)
+    np.add.at(per_group, (row, y), 1)
+    kinds, kind_of = np.unique(per_group, axis=0, return_inverse=True)
+    available, taken = np.bincount(kind_of, minlength=len(kinds)), np.zeros(len(kinds), np.int64)
+    counts = per_group.sum(axis=0)
+    target = np.array([held_out_count(count, val_fraction) if count >= 2 else 0 for count in counts])
+    scale = np.maximum(target, 1)
+    held, distance = np.zeros(n_classes, np.int64), float(((target ** 2) / scale).sum())
+    while True:
+        trial = held + kinds
+        cost = (((trial - target) ** 2) / scale).sum(axis=1)
+        cost[(taken == available) | np.any((trial >= counts) & (kinds > 0), axis=1)] = np.inf
+        best = int((cost * rng.uniform(1, 1.1, len(cost))).argmin())
+        if cost[best] >= distance:
+            break
+        held, distance, taken[best] = trial[best], float(cost[best]), taken[best] + 1
+    by_kind = np.argsort(kind_of, kind="stable")  # rows of each kind, in the random order
+    rank = np.empty(len(keys), np.int64)
+    rank[by_kind] = np.arange(len(keys)) - np.repeat(np.cumsum(available) - available, available)
+    chosen = rank < taken[kind_of]
+    return np.flatnonzero(~chosen[row]), np.flatnonzero(chosen[row])
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """A zip or folder of class folders at the network's input size, before it is split: each image's
+    path in the archive, and the split folder it came from (train, val or test; train when it has none)."""
+
+    dataset: Dataset
+    names: tuple[str, ...]
+    parts: np.ndarray  # str, one per image
+    source: str
+
+    @property
+    def has_val_folder(self) -> bool:
+        return bool(np.any(self.parts == "val"))
+
+    def splits(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Splits:
+        """The data set's images at these indices as training, validation and (when any) test sets."""
+        return Splits(self.dataset.subset(train), self.dataset.subset(val),
+                      self.dataset.subset(test) if len(test) else None, self.source)
+
+
+def split_indices(folders: ClassFolders, split: str = "auto", val_fraction: float = 0.2, seed: int = 0,
+                  separator: str = "_") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the training, validation and test images by one of `SPLIT_RULES`; "auto" is the
+    archive's val/ folder when it has one, else random. A test/ folder is always the test set, never
+    trained on. With "random" or "prefix", a val/ folder's images join the pool that the rule splits."""
+    rule = ("folders" if folders.has_val_folder else "random") if split == "auto" else split
+    if rule not in SPLIT_RULES:
+        raise DatasetError("split_err_rule", rule=split, known=", ".join(SPLIT_RULES))
+    parts, test = folders.parts, np.flatnonzero(folders.parts == "test")
+    if rule == "folders":
+        if not folders.has_val_folder:
+            raise DatasetError("split_err_no_val_folder")
+        return np.flatnonzero(parts == "train"), np.flatnonzero(parts == "val"), test
+    pool = np.flatnonzero(parts != "test")
+    labels, classes = folders.dataset.y[pool], folders.dataset.classes
+    if rule == "random":
+        train, val = stratified_split(labels, classes, val_fraction, seed)
+    else:
+        groups, _ = name_groups([folders.names[index] for index in pool], separator)
+        train, val = group_split(labels, groups, len(classes), val_fraction, seed)
+    return pool[train], pool[val], test
+
+
+def group_counts(folders: ClassFolders, train: np.ndarray, val: np.ndarray, separator: str) -> tuple[int, int, int]:
+    """How many file-name groups (see `name_groups`) the training and the validation images hold, and how
+    many of their names lack the separator."""
+    groups, unmatched = name_groups([folders.names[index] for index in np.concatenate([train, val])], separator)
+    return len(np.unique(groups[:len(train)])), len(np.unique(groups[len(train):])), unmatched
 
 
 def subsample(dataset: Dataset, per_class: int, seed: int) -> Dataset:
@@ -217,19 +334,26 @@ def _folder_archive(folder: Path) -> ClassArchive:
     return read_class_zip(buffer.getvalue())
 
 
-def load_class_folders(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
-                       seed: int = 0, max_files: int = MAX_FILES) -> Splits:
-    """A zip (path or bytes) or folder of class folders, with a stratified validation split."""
+def read_class_folders(source: str | Path | bytes, size: int, channels: int,
+                       max_files: int = MAX_FILES) -> ClassFolders:
+    """A zip (path or bytes) or folder of class folders, read in memory, at the network's input size."""
     if isinstance(source, (bytes, bytearray)):
         archive, name = read_class_zip(bytes(source), max_files=max_files), "upload.zip"
     else:
         path = Path(source)
         if not path.exists():
             raise DatasetError("err_data_missing", path=str(path))
-        archive = _folder_archive(path) if path.is_dir() else read_class_zip(path.read_bytes())
+        archive = _folder_archive(path) if path.is_dir() else read_class_zip(path.read_bytes(), max_files=max_files)
         name = str(path)
-    train, val = stratified_split(dataset_from_archive(archive, size, channels), val_fraction, seed)
-    return Splits(train, val, None, name)
+    return ClassFolders(dataset_from_archive(archive, size, channels), tuple(item.name for item in archive.images),
+                        np.array([item.part for item in archive.images]), name)
+
+
+def load_class_folders(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
+                       seed: int = 0, max_files: int = MAX_FILES, split: str = "auto", separator: str = "_") -> Splits:
+    """A zip (path or bytes) or folder of class folders, split by `split` (see `split_indices`)."""
+    folders = read_class_folders(source, size, channels, max_files)
+    return folders.splits(*split_indices(folders, split, val_fraction, seed, separator))
 
 
 def load_data(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,

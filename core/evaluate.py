@@ -2,6 +2,7 @@
 
     python -m core.evaluate --checkpoint models/checkpoints/fer_face_vgg.pt \
         --data $FACELAB_DATA_DIR/fer2013.npz --split test [--labels ferplus|fer2013] --json
+    python -m core.evaluate --checkpoint runs/mine.pt --data held_out_people.zip --split all
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.checkpoint import Checkpoint, load_checkpoint
-from core.data import LABEL_SOURCES, Dataset, load_data
+from core.classes import expression_key
+from core.data import LABEL_SOURCES, Dataset, load_data, read_class_folders
 from core.device import best_device
 from core.errors import DatasetError, UserError
 from core.metrics import Metrics, compute_metrics
 from core.presets import to_network_input
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all")  # all: a whole zip or folder of class folders
 
 
 @torch.no_grad()
@@ -48,12 +50,12 @@ def predict(model: nn.Module, arch: str, dataset: Dataset, device: torch.device,
 
 
 def evaluate_model(model: nn.Module, arch: str, dataset: Dataset, device: torch.device, batch_size: int = 256,
-                   stop: threading.Event | None = None) -> tuple[Metrics, float, int]:
-    """Metrics, mean loss and the number of images scored: all of them, or the first ones when `stop`
-    is set on the way (0 when it was set before the first batch)."""
+                   stop: threading.Event | None = None) -> tuple[Metrics, float, np.ndarray]:
+    """Metrics, mean loss and the class probabilities of the images scored: all of them, or the first ones
+    when `stop` is set on the way (none when it was set before the first batch)."""
     probabilities, loss = predict(model, arch, dataset, device, batch_size, stop)
     scored = len(probabilities)
-    return compute_metrics(dataset.y[:scored], probabilities.argmax(axis=1), dataset.classes), loss, scored
+    return compute_metrics(dataset.y[:scored], probabilities.argmax(axis=1), dataset.classes), loss, probabilities
 
 
 def validation_sample(dataset: Dataset, size: int) -> Dataset:
@@ -88,24 +90,48 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate one of our checkpoints on a data split.")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data", required=True, help="fer2013-style .npz, or a zip/folder of class folders")
-    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="all: every image of a zip or folder of class folders, as one test set")
     parser.add_argument("--labels", choices=LABEL_SOURCES,
                         help="for an .npz: FER2013's labels or FER+ majority votes (default: what the model was trained on)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
+def scored_set(checkpoint: Checkpoint, data: str, split: str, labels: str | None) -> Dataset:
+    """The images to score: one split of `data` (the validation split made as training made it), or with
+    split "all" a whole zip or folder of class folders. Class folders must only hold classes the
+    checkpoint knows."""
+    size, channels = checkpoint.meta["input_size"], checkpoint.meta["channels"]
+    npz = data.endswith(".npz")
+    if split == "all":
+        if npz:
+            raise DatasetError("split_err_all_npz")
+        if labels == "ferplus":
+            raise DatasetError("err_data_labels_npz", labels=labels)
+        dataset = read_class_folders(data, size, channels).dataset
+    else:
+        config = checkpoint.meta.get("config", {})
+        trained_on = config.get("labels", "fer2013") if npz else "fer2013"
+        splits = load_data(data, size, channels, config.get("val_fraction", 0.2), config.get("seed", 0),
+                           labels or trained_on)
+        dataset = getattr(splits, split)
+        if dataset is None:
+            raise DatasetError("err_eval_no_split", split=split)
+    # FER2013 names (happy, sad) count as our keys: folders that are not all expressions keep their names
+    unknown = [name for name in dataset.classes if name not in checkpoint.classes and
+               expression_key(name) not in checkpoint.classes]
+    if unknown and not npz:
+        raise DatasetError("split_err_unknown_class", count=len(unknown), names=", ".join(unknown),
+                           ckpt=", ".join(checkpoint.classes))
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
-        config = checkpoint.meta.get("config", {})
-        trained_on = config.get("labels", "fer2013") if args.data.endswith(".npz") else "fer2013"
-        splits = load_data(args.data, checkpoint.meta["input_size"], checkpoint.meta["channels"],
-                           config.get("val_fraction", 0.2), config.get("seed", 0), args.labels or trained_on)
-        dataset = getattr(splits, args.split)
-        if dataset is None:
-            raise DatasetError("err_eval_no_split", split=args.split)
+        dataset = scored_set(checkpoint, args.data, args.split, args.labels)
         metrics = evaluate_checkpoint(checkpoint, dataset)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

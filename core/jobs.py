@@ -3,6 +3,8 @@
 The worker thread only writes to its `Progress`; the page reads it from a fragment. Each job writes
 its checkpoint into a folder of its own, reads it back into memory when it ends and removes the
 folder, so a finished job leaves no file behind; folders of a server that died are swept at start.
+A series (the page's comparison of starting points) is several jobs that one thread runs one after
+another in one slot, with one Stop for them all.
 """
 from __future__ import annotations
 
@@ -45,16 +47,29 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
     failure: UserError | None = None
     thread: threading.Thread | None = None
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = field(default_factory=time.monotonic)  # None while it waits for its turn in a series
+    ended: float | None = None
     checkpoint: bytes | None = None  # the best checkpoint, in memory once the job has ended
+    place: tuple[int, int] = (1, 1)  # (this job, jobs) in its series: "run 2 of 3"
 
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        """Training, or waiting for its turn in a series."""
+        return self.ended is None and self.thread is not None and self.thread.is_alive()
+
+    @property
+    def skipped(self) -> bool:
+        """A job of a series that never started: Stop came first, or its visitor had gone."""
+        return self.ended is not None and self.started is None
+
+    @property
+    def minutes(self) -> float:
+        return (self.ended - self.started) / 60 if self.started is not None and self.ended is not None else 0.0
 
     def seconds_left(self) -> float | None:
         """When the job will end: its own estimate, or its wall-time cap if that comes first."""
-        cap = (self.started + self.config.max_minutes * 60 - time.monotonic()) if self.config.max_minutes else math.inf
+        cap = (self.started + self.config.max_minutes * 60 - time.monotonic()) \
+            if self.config.max_minutes and self.started is not None else math.inf
         estimate = self.progress.eta_s if self.progress.eta_s is not None else math.inf
         left = min(cap, estimate)
         return max(0.0, left) if math.isfinite(left) else None
@@ -135,24 +150,53 @@ class JobRunner:
               batch_bytes: int = 0) -> Job:
         """Start a job within the server's limits, or raise TrainingError: the server is busy
         ('err_job_busy'), this session started too many ('err_rate_limited_train'), or a limit."""
-        check_job(config, len(splits.classes), self.limits, batch_bytes, available_memory(best_device()))
+        return self.start_series([config], splits, owner, [init], batch_bytes)[0]
+
+    def start_series(self, configs: list[TrainConfig], splits: Splits, owner: str, inits: list[Checkpoint | None],
+                     batch_bytes: int = 0, owner_alive: Callable[[str], bool] = lambda owner: True) -> list[Job]:
+        """Jobs that train one after another in one slot, as one start of `owner`'s: each within the
+        server's limits (its own wall-time cap included), all stopped by one Stop. A job whose turn comes
+        after Stop, or after `owner_alive(owner)` turned false (the visitor left), is skipped."""
+        free = available_memory(best_device())
+        for config in configs:
+            check_job(config, len(splits.classes), self.limits, batch_bytes, free)
         with self._lock:
             self._jobs = [job for job in self._jobs if job.running]
-            if len(self._jobs) >= self.limit:
+            if len({job.thread for job in self._jobs}) >= self.limit:
                 raise TrainingError("err_job_busy")
             if not self._starts.allow(owner):
                 raise TrainingError("err_rate_limited_train", minutes=self._starts.retry_after(owner) / 60)
-            folder = Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
-            max_minutes = min(filter(None, (config.max_minutes, self.limits.max_job_minutes)), default=None)
-            job = Job(replace(config, out=str(folder / Path(config.out).name), max_minutes=max_minutes), owner)
-            job.thread = threading.Thread(target=self._run, args=(job, splits, init, folder), name="train-job",
-                                          daemon=True)
-            self._jobs.append(job)
-            job.thread.start()
-        return job
+            stop = threading.Event()
+            jobs = [Job(self._capped(config), owner, stop=stop, started=None, place=(number, len(configs)))
+                    for number, config in enumerate(configs, 1)]
+            thread = threading.Thread(target=self._run_series, args=(jobs, splits, inits, owner_alive),
+                                      name="train-job", daemon=True)
+            for job in jobs:
+                job.thread = thread
+            self._jobs.extend(jobs)
+            thread.start()
+        return jobs
+
+    def _capped(self, config: TrainConfig) -> TrainConfig:
+        """The config with the server's wall-time cap, unless its own is shorter."""
+        return replace(config, max_minutes=min(filter(None, (config.max_minutes, self.limits.max_job_minutes)),
+                                               default=None))
+
+    @classmethod
+    def _run_series(cls, jobs: list[Job], splits: Splits, inits: list[Checkpoint | None],
+                    owner_alive: Callable[[str], bool]) -> None:
+        for job, init in zip(jobs, inits, strict=True):
+            if job.stop.is_set() or not owner_alive(job.owner):
+                job.progress.finish(stopped=True)
+                job.ended = time.monotonic()
+            else:
+                cls._run(job, splits, init)
 
     @staticmethod
-    def _run(job: Job, splits: Splits, init: Checkpoint | None, folder: Path) -> None:
+    def _run(job: Job, splits: Splits, init: Checkpoint | None) -> None:
+        folder = Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
+        job.config = replace(job.config, out=str(folder / Path(job.config.out).name))
+        job.started = time.monotonic()
         try:
             train(job.config, splits, job.progress, job.stop, init=init)
             best = Path(job.config.out)
@@ -165,6 +209,7 @@ class JobRunner:
             job.progress.fail(type(error).__name__)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            job.ended = time.monotonic()
 
 
 @functools.lru_cache(maxsize=1)

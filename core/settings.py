@@ -20,6 +20,7 @@ SECRETS_FILE = Path(__file__).resolve().parents[1] / ".streamlit" / "secrets.tom
 SECRETS_TABLE = "facelab"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
+ICE_SCHEMES = ("stun", "turn", "turns")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Settings:
     predictions_per_minute: int | None = None
     training_starts_per_hour: int | None = None
     api_requests_per_minute: int | None = None
+    # the live camera's STUN/TURN servers, as WebRTC's RTCIceServer: {urls, username, credential}
+    ice_servers: tuple[dict, ...] = ()
 
 
 HOSTED_DEFAULTS = {
@@ -57,14 +60,31 @@ def _checked(name: str, value: Any, kind: type) -> Any:
             return value.strip().lower() in TRUE_WORDS
     elif kind is str and isinstance(value, str):
         return value
+    elif kind is tuple and isinstance(value, list) and all(_is_ice_server(server) for server in value):
+        return tuple(value)
     elif (kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
           and (kind is float or float(value).is_integer())):
         return kind(value)
+    if kind is tuple:  # the value is not shown: it may hold a TURN credential
+        raise ValueError(f"[{SECRETS_TABLE}] {name} is not a valid list of ICE servers: each one is a table "
+                         f"{{urls = ..., username = ..., credential = ...}} with {', '.join(ICE_SCHEMES)} URLs")
     raise ValueError(f"[{SECRETS_TABLE}] {name} = {value!r} is not a valid {kind.__name__}")
 
 
+def _is_ice_server(server: Any) -> bool:
+    """A WebRTC RTCIceServer: `urls` (one stun:/turn:/turns: URL or a list of them), and for TURN a
+    `username` and `credential`."""
+    if not isinstance(server, dict) or "urls" not in server or set(server) - {"urls", "username", "credential"}:
+        return False
+    urls = [server["urls"]] if isinstance(server["urls"], str) else server["urls"]
+    return (isinstance(urls, list) and bool(urls)
+            and all(isinstance(url, str) and url.split(":", 1)[0] in ICE_SCHEMES for url in urls)
+            and all(isinstance(server.get(key, ""), str) for key in ("username", "credential")))
+
+
 def _field_types() -> dict[str, type]:
-    kinds = {"bool": bool, "str": str, "int": int, "float": float, "int | None": int, "float | None": float}
+    kinds = {"bool": bool, "str": str, "int": int, "float": float, "int | None": int, "float | None": float,
+             "tuple[dict, ...]": tuple}
     return {f.name: kinds[f.type] for f in fields(Settings)}
 
 

@@ -101,6 +101,17 @@ class EpochRecord:
     val_images: int = 0  # how many validation images the figures cover: fewer after a Stop in epoch 1
 
 
+@dataclass(frozen=True)
+class Validation:
+    """One validation pass: its metrics, and the images it scored with their labels and class scores, for
+    the page's confusion-matrix drill-down."""
+
+    metrics: Metrics
+    images: np.ndarray  # uint8 N×C×H×W, a view of the validation set (no copy)
+    labels: np.ndarray
+    probabilities: np.ndarray  # float32 N×classes (float16 would break near-ties unlike the metrics did)
+
+
 @dataclass
 class Progress:
     """What a running job has done so far; written by the worker, read by the page."""
@@ -121,7 +132,8 @@ class Progress:
     best_accuracy: float = -1.0
     best_epoch: int = 0
     best_metrics: Metrics | None = None
-    last_metrics: Metrics | None = None
+    last_validation: Validation | None = None  # one object, so a reader never sees the scores of one epoch
+    # with the metrics of another
     checkpoint: str | None = None
     error: str | None = None
     classes: tuple[str, ...] = ()
@@ -129,6 +141,10 @@ class Progress:
     @property
     def done(self) -> bool:
         return self.status in ("finished", "stopped", "failed")
+
+    @property
+    def last_metrics(self) -> Metrics | None:
+        return self.last_validation.metrics if self.last_validation is not None else None
 
     @property
     def fraction(self) -> float:
@@ -155,10 +171,11 @@ class Progress:
         self.iteration_lr.append(lr)
         self.images_per_s, self.eta_s, self.memory_bytes = images_per_s, eta_s, memory_bytes
 
-    def record_epoch(self, record: EpochRecord, metrics: Metrics) -> bool:
+    def record_epoch(self, record: EpochRecord, validation: Validation) -> bool:
         """Add a validated epoch; whether it is the best so far."""
         self.epochs.append(record)
-        self.last_metrics = metrics
+        self.last_validation = validation
+        metrics = validation.metrics
         if metrics.accuracy <= self.best_accuracy:
             return False
         self.best_accuracy, self.best_epoch, self.best_metrics = metrics.accuracy, record.epoch, metrics
@@ -508,19 +525,21 @@ def validate_and_checkpoint(run: Run, epoch: int, totals: EpochTotals, progress:
     """Rank 0's end of an epoch: score the validation set, keep the checkpoint when it is the best so
     far, and save the state to resume from."""
     config, val = run.config, run.splits.val
-    metrics, val_loss, validated = evaluate_model(run.model, run.arch, val, run.device, config.batch_size, stop)
-    if validated < len(val):  # Stop came before or during validation
+    metrics, val_loss, probabilities = evaluate_model(run.model, run.arch, val, run.device, config.batch_size, stop)
+    if len(probabilities) < len(val):  # Stop came before or during validation
         if progress.checkpoint is not None:
             return
         # No checkpoint yet: score one more batch, spread over the classes, so the run keeps its weights.
-        sample = validation_sample(val, config.batch_size)
-        metrics, val_loss, validated = evaluate_model(run.model, run.arch, sample, run.device, config.batch_size)
+        val = validation_sample(val, config.batch_size)
+        metrics, val_loss, probabilities = evaluate_model(run.model, run.arch, val, run.device, config.batch_size)
+    validated = len(probabilities)
     seen = max(totals.seen, 1)
     record = EpochRecord(epoch, totals.loss_sum / seen, totals.correct / seen, val_loss, metrics.accuracy,
                          metrics.macro_f1, progress.images_per_s, time.perf_counter() - totals.started, validated)
     LOGGER.info("epoch %d: train loss %.4f, val accuracy %.4f on %d images", epoch, record.train_loss,
                 record.val_accuracy, validated)
-    if progress.record_epoch(record, metrics):
+    validation = Validation(metrics, val.x[:validated], val.y[:validated], probabilities)
+    if progress.record_epoch(record, validation):
         _save_best(run, metrics, epoch)
         progress.saved(str(run.out))
     if config.resume:

@@ -72,12 +72,13 @@ def running_app(timeout: float = 90.0):
 
 
 @contextlib.contextmanager
-def browser_page():
+def browser_page(extra_args: tuple[str, ...] = ()):
+    """A page of a fresh headless Chromium; `extra_args` go on its command line (a fake camera, say)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            profile, executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args],
             viewport={"width": 1400, "height": 1000})
         try:
             yield context.pages[0] if context.pages else context.new_page()

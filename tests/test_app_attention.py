@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import app_pages._shared as shared
+from core.gallery import GALLERY
 from core.images import sample_photo
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -21,7 +22,7 @@ APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 def open_page(photo: np.ndarray | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> AppTest:
     if photo is not None:
-        monkeypatch.setattr(shared, "cached_sample_photo", lambda: photo)
+        monkeypatch.setattr(shared, "cached_example_photo", lambda name: photo)
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page("app_pages/attention.py")
@@ -113,7 +114,7 @@ def test_language_switch_keeps_the_choices(page: AppTest):
 def test_photo_without_a_face_gets_a_message_and_the_photo(monkeypatch):
     at = open_page(np.full((240, 320, 3), 90, np.uint8), monkeypatch)
     assert any("No face was found" in info.value for info in at.info)
-    assert len(at.get("image")) == 1
+    assert len(at.get("image")) == len(GALLERY) + 1  # the example photos' thumbnails, then the photo
     assert not at.get("plotly_chart") and not at.get("download_button")
 
 

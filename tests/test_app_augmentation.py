@@ -10,10 +10,15 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core import augment as aug
+from core.gallery import example_photo
+from core.i18n import translate
+from core.images import decode_image, limit_size
 from tests.conftest import encode, gradient_image
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -184,3 +189,34 @@ def test_language_switch_keeps_the_chosen_preset(page: AppTest) -> None:
     page.session_state["lang"] = "zh"
     page.run()
     assert page.radio(key="aff_preset_zh").value == "t3"
+
+
+def test_the_pipeline_as_python_gives_exactly_the_draws_the_preview_shows(page: AppTest, monkeypatch) -> None:
+    """The page's Python code, run here on the same photo, gives the very pixels the preview sent to the browser."""
+    sent: dict[str, bytes] = {}
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def remembered(self, data, mimetype, kind, filename=None):
+        file_id = keep(self, data, mimetype, kind, filename)
+        sent[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", remembered)
+    open_tab(page, "pipeline")
+    page.multiselect(key="pipe_ops_en").set_value(["motion_blur", "affine", "noise", "color", "crop"]).run()
+    page.slider(key="pipe_count").set_value(3).run()
+    page.number_input(key="pipe_seed").set_value(7).run()
+    assert not page.exception, [e.value for e in page.exception]
+    code = next(block.value for block in page.code if "aug.PipelineSpec" in block.value)
+    assert any(json.loads(block.value) == page.session_state["pipeline_spec"] for block in page.code
+               if block.language == "json"), "the JSON beside it is the same pipeline"
+
+    namespace = {"__name__": "pipeline"}
+    exec(code, namespace)
+    drawn = namespace["augmented"](limit_size(example_photo("astronaut"), 512))
+    previews = {image.captions[0]: image.value[0] for image in page.get("image")}  # the grid runs down its columns
+    assert len(drawn) == 3
+    for number, (expected, _) in enumerate(drawn, start=1):
+        url = previews[translate("draw_n", "en", n=number)]
+        shown = decode_image(sent[url.rsplit("/", 1)[1].removesuffix(".png")])
+        assert np.array_equal(shown[:, -expected.shape[1]:], expected)  # the draw, right of the photo

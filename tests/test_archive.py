@@ -323,3 +323,65 @@ def test_augment_archive_zero_copies_is_the_originals():
     source = read_class_zip(make_zip(good_entries()))
     result = read_class_zip(augment_archive(source, _small_spec(), copies=0, seed=0))
     assert result.counts() == source.counts()
+
+
+# --------------------------------------------------------------------------- split folders (train/, val/, test/)
+
+
+def split_entries(prefix: str = "") -> dict[str, bytes | None]:
+    return {f"{prefix}train/happy/h1.png": small_png(1), f"{prefix}train/happy/h2.png": small_png(2),
+            f"{prefix}train/sad/s1.png": small_png(3), f"{prefix}train/sad/s2.png": small_png(4),
+            f"{prefix}val/happy/h3.png": small_png(5), f"{prefix}val/sad/s3.png": small_png(6),
+            f"{prefix}test/sad/s4.png": small_png(7)}
+
+
+@pytest.mark.parametrize("prefix", ["", "faces/"])
+def test_split_folders_are_parts_and_train_names_the_classes(prefix):
+    result = read_class_zip(make_zip(split_entries(prefix)))
+    assert result.classes == ("happy", "sad") and result.has_split_folders
+    assert [(item.part, item.label, item.name.removeprefix(prefix)) for item in result.images] == [
+        ("train", "happy", "train/happy/h1.png"), ("train", "happy", "train/happy/h2.png"),
+        ("train", "sad", "train/sad/s1.png"), ("train", "sad", "train/sad/s2.png"),
+        ("val", "happy", "val/happy/h3.png"), ("val", "sad", "val/sad/s3.png"), ("test", "sad", "test/sad/s4.png")]
+
+
+def test_split_folder_names_in_other_spellings():
+    entries = {"Training/a/1.png": small_png(1), "Training/b/2.png": small_png(2), "Validation/a/3.png": small_png(3),
+               "TESTING/b/4.png": small_png(4), "Training/": None, "Validation/a/": None}
+    assert [item.part for item in read_class_zip(make_zip(entries)).images] == ["train", "train", "val", "test"]
+
+
+def test_a_plain_zip_has_no_split_folders():
+    result = read_class_zip(make_zip(good_entries()))
+    assert not result.has_split_folders and {item.part for item in result.images} == {"train"}
+    # class folders that happen to be called train and test hold their images directly: they are classes
+    assert read_class_zip(make_zip({"train/a.png": small_png(1), "test/b.png": small_png(2)})).classes == ("test", "train")
+
+
+def test_a_val_class_that_train_lacks_is_rejected():
+    error = dataset_error(make_zip(split_entries() | {"val/angry/a1.png": small_png(8)}))
+    assert error.key == "split_err_class_not_in_train"
+    assert '"angry"' in str(error) and "val/" in str(error)
+    assert dataset_error(make_zip(split_entries() | {"test/angry/a1.png": small_png(8)})).key == \
+        "split_err_class_not_in_train"
+
+
+def test_split_folders_without_train_are_rejected():
+    entries = {"val/happy/a.png": small_png(1), "test/sad/b.png": small_png(2)}
+    assert dataset_error(make_zip(entries)).key == "split_err_no_train_folder"
+
+
+def test_an_empty_class_under_a_split_folder_is_named_with_its_folder():
+    error = dataset_error(make_zip(split_entries() | {"val/happy/": None, "test/happy/": None}))
+    assert error.key == "err_zip_empty_class" and '"test/happy"' in str(error)
+
+
+@pytest.mark.parametrize("name", ["val/happy/../../../x.png", "val/../../x.png", "test\\sad\\..\\..\\..\\x.png"])
+def test_paths_that_escape_from_split_folders_are_rejected(name):
+    assert dataset_error(make_zip(split_entries() | {name: small_png(1)})).key == "err_zip_unsafe_path"
+
+
+def test_augmenting_keeps_the_split_folders():
+    source = read_class_zip(make_zip(split_entries()))
+    result = read_class_zip(augment_archive(source, _small_spec(), copies=1, seed=0))
+    assert [(item.part, item.label) for item in result.images][::2] == [(item.part, item.label) for item in source.images]

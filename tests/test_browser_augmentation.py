@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.browser import SHOTS, browser_page, require_browser, running_app
+from core.gallery import GALLERY
+from core.i18n import translate
+from tests.browser import SHOTS, browser_page, idle, require_browser, running_app
 from tests.test_app_augmentation import README_SPEC
 
 
@@ -27,6 +29,16 @@ def test_click_through_the_augmentation_page(app_url, tmp_path):
         page.locator("[data-testid='stImage']").nth(9).wait_for(timeout=60_000)
         assert page.locator("[data-testid='stImage']").count() >= 10
         page.screenshot(path=str(SHOTS / "augmentation_filters.png"), full_page=True)
+
+        # The gallery's thumbnails: another example photo replaces the astronaut, with its credit line.
+        thumbnails = page.locator("[data-testid='stHorizontalBlock']").filter(
+            has=page.get_by_role("button", name=translate("gallery_cat", "en"), exact=True))
+        assert thumbnails.first.locator("[data-testid='stImage']").count() == len(GALLERY)
+        page.get_by_role("button", name=translate("gallery_cameraman", "en"), exact=True).click()
+        page.get_by_text(translate("gallery_credit_cameraman", "en")).wait_for(timeout=60_000)
+        page.get_by_text("The lecture's filter bank F1–F10").wait_for(timeout=60_000)
+        idle(page)
+        page.screenshot(path=str(SHOTS / "augmentation_gallery.png"))
 
         page.get_by_role("tab", name="Affine").click()
         page.get_by_text("Rotation and translation").wait_for()
@@ -102,6 +114,15 @@ def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads_in_both_language
         saved = json.loads(Path(download.value.path()).read_text())
         assert [op["op"] for op in saved["ops"]] == ["motion_blur", "affine", "crop"]
 
+        # Beside the JSON, the same pipeline as Python code that calls core.augment, for this seed and count.
+        page.get_by_text(translate("aug_as_code", "en")).click()
+        python = page.locator("[data-testid='stCode']").filter(has_text="aug.PipelineSpec")
+        expect(python).to_contain_text("aug.OpSpec('motion_blur'", timeout=30_000)
+        expect(python).to_contain_text("def augmented(image, count=7, seed=0)")
+        expect(python).not_to_contain_text("'color'")
+        page.locator("[data-testid='stExpander']").filter(has_text=translate("aug_as_code", "en")).screenshot(
+            path=str(SHOTS / "augmentation_as_python.png"))
+
         # A language switch keeps the open tab and the loaded pipeline, and translates the operators.
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.get_by_text("中文", exact=True).click()
@@ -110,4 +131,6 @@ def test_a_loaded_pipeline_is_what_the_page_shows_and_downloads_in_both_language
         operators = page.locator("[data-testid='stMultiSelect']").filter(has_text="操作（按顺序）")
         expect(operators.locator("[data-tag]")).to_have_count(3, timeout=30_000)
         expect(operators.locator("[data-tag]").first).to_contain_text("运动模糊")
+        expect(page.locator("[data-testid='stExpander']").filter(has_text=translate("aug_as_code", "zh"))).to_contain_text(
+            "aug.OpSpec('motion_blur'", timeout=30_000)
         page.screenshot(path=str(SHOTS / "augmentation_pipeline_zh.png"), full_page=True)

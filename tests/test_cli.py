@@ -125,6 +125,18 @@ def test_evaluate_refuses_a_missing_split(trained, capsys):
     assert len(captured.err.strip().splitlines()) == 1
 
 
+def test_evaluate_scores_a_separate_test_zip_as_a_whole(trained, tmp_path, capsys):
+    """People the model never saw, in a zip of their own: every image is scored, none split off."""
+    from core.evaluate import main
+
+    _, out, _ = trained
+    (tmp_path / "held_out.zip").write_bytes(class_zip(per_class=3, seed=1))
+    assert main(["--checkpoint", str(out), "--data", str(tmp_path / "held_out.zip"), "--split", "all", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 21 and report["classes"] == list(CLASSES)
+    assert all(values["support"] == 3 for values in report["per_class"].values())
+
+
 def test_train_refuses_missing_data(tmp_path, capsys):
     assert train_main(["--data", str(tmp_path / "none"), "--epochs", "1", "--out", str(tmp_path / "m.pt")]) == 2
     captured = capsys.readouterr()

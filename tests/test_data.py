@@ -20,10 +20,15 @@ from core.data import (
     data_file,
     fer2013_path,
     ferplus_labels,
+    group_counts,
+    group_split,
     load_class_folders,
     load_data,
     load_npz,
+    name_groups,
+    read_class_folders,
     sample_weights,
+    split_indices,
     stratified_split,
     to_input,
 )
@@ -300,9 +305,14 @@ def labelled(counts: list[int]) -> Dataset:
     return Dataset(x, y, tuple(f"c{index}" for index in range(len(counts))))
 
 
+def split_sets(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    train, val = stratified_split(dataset.y, dataset.classes, val_fraction, seed)
+    return dataset.subset(train), dataset.subset(val)
+
+
 def test_stratified_split_keeps_every_class_in_both_parts():
     dataset = labelled([2, 3, 10, 50])
-    train, val = stratified_split(dataset, 0.2, seed=1)
+    train, val = split_sets(dataset, 0.2, seed=1)
     assert np.all(train.counts() >= 1) and np.all(val.counts() >= 1)
     np.testing.assert_array_equal(train.counts() + val.counts(), dataset.counts())
     np.testing.assert_array_equal(val.counts(), [1, 1, 2, 10])  # round(count × 0.2), at least 1
@@ -310,15 +320,15 @@ def test_stratified_split_keeps_every_class_in_both_parts():
     ids = np.concatenate([train.x[:, 0, 0, 0], val.x[:, 0, 0, 0]])
     assert sorted(ids.tolist()) == list(range(len(dataset)))
     # reproducible from the seed, different for another seed
-    again, _ = stratified_split(dataset, 0.2, seed=1)
+    again, _ = split_sets(dataset, 0.2, seed=1)
     np.testing.assert_array_equal(again.x, train.x)
-    other, _ = stratified_split(dataset, 0.2, seed=2)
+    other, _ = split_sets(dataset, 0.2, seed=2)
     assert not np.array_equal(other.x, train.x)
 
 
 def test_stratified_split_refuses_a_class_with_one_image():
     with pytest.raises(DatasetError) as info:
-        stratified_split(labelled([5, 1, 5]), 0.2, seed=0)
+        split_sets(labelled([5, 1, 5]), 0.2, seed=0)
     assert info.value.key == "err_data_too_small"
     assert '"c1"' in str(info.value) and "1 image" in str(info.value)
 
@@ -350,6 +360,130 @@ def test_sample_weights_give_every_class_equal_total():
     assert weights.shape == (len(dataset),)
     totals = np.bincount(dataset.y, weights=weights)
     np.testing.assert_allclose(totals, [1.0, 1.0, 1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- group-aware splits
+
+
+def people_files(people: int = 10, frames: int = 3, classes: tuple[str, ...] = ("happy", "sad"),
+                 folder: str = "") -> dict[str, bytes]:
+    """Each person has `frames` photos in every class, named person07_2.png; the red value numbers the photo."""
+    files = {}
+    for person in range(people):
+        for label, name in enumerate(classes):
+            for frame in range(frames):
+                value = (person * len(classes) + label) * frames + frame
+                files[f"{folder}{name}/person{person:02d}_{frame}.png"] = encode_png(coloured(8, 8, value))
+    return files
+
+
+def person_of(folders, indices: np.ndarray) -> set[str]:
+    return {folders.names[index].split("/")[-1].split("_")[0] for index in indices}
+
+
+def test_a_prefix_split_keeps_each_person_on_one_side():
+    folders = read_class_folders(make_zip(people_files(people=12)), 8, 3)
+    train, val, test = split_indices(folders, "prefix", 0.2, seed=3, separator="_")
+    assert len(test) == 0 and sorted(np.concatenate([train, val]).tolist()) == list(range(72))
+    assert not person_of(folders, train) & person_of(folders, val)  # nobody on both sides
+    assert len(val) / 72 == pytest.approx(0.2, abs=0.05)  # whole people: 2 or 3 of 12
+    assert np.all(np.bincount(folders.dataset.y[val], minlength=2) > 0)
+    assert group_counts(folders, train, val, "_") == (len(person_of(folders, train)), len(person_of(folders, val)), 0)
+    again, _, _ = split_indices(folders, "prefix", 0.2, seed=3, separator="_")
+    np.testing.assert_array_equal(again, train)
+    assert any(not np.array_equal(split_indices(folders, "prefix", 0.2, seed, "_")[0], train) for seed in range(4, 8))
+
+
+def test_a_random_split_is_what_it_always_was():
+    folders = read_class_folders(make_zip(people_files()), 8, 3)
+    train, val, _ = split_indices(folders, "random", 0.2, seed=0)
+    expected = stratified_split(folders.dataset.y, folders.dataset.classes, 0.2, 0)
+    np.testing.assert_array_equal(train, expected[0])
+    np.testing.assert_array_equal(val, expected[1])
+    assert person_of(folders, train) & person_of(folders, val), "frames of one person leak across a random split"
+
+
+def test_group_split_targets_each_class_and_keeps_a_training_image():
+    # class 0: groups a (3 images), b (3), c (4); class 1: only in group d, so it cannot be validated
+    y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+    groups = np.array(list("aaabbbcccc") + ["d"] * 3)
+    for seed in range(6):
+        train, val = group_split(y, groups, 2, 0.3, seed)
+        assert set(groups[val]) in ({"a"}, {"b"}), "3 of 10 images of class 0; class 1 stays in training"
+        assert set(groups[train]) >= {"c", "d"}
+    # two groups of one class: one goes to validation, never both
+    train, val = group_split(np.array([0, 0, 1, 1]), np.array(["a", "b", "c", "d"]), 2, 0.9, 0)
+    assert len(train) == 2 and len(val) == 2 and set(np.array([0, 0, 1, 1])[train]) == {0, 1}
+
+
+def test_names_group_by_the_text_before_the_first_separator():
+    groups, unmatched = name_groups(["happy/anna_smith_001.jpg", "sad/anna_002.png", "x/bob-1.png", "bob_3.jpg"], "_")
+    assert groups.tolist() == ["anna", "anna", "bob-1", "bob"] and unmatched == 1
+    assert name_groups(["a/p1 - 001.jpg", "b/p2 - 7.jpg"], " - ")[0].tolist() == ["p1", "p2"]
+
+
+@pytest.mark.parametrize("separator", ["", "/", "a\\b", "\n", "x" * 9, "\x00"])
+def test_a_separator_that_cannot_split_names_is_refused(separator):
+    with pytest.raises(DatasetError) as info:
+        name_groups(["happy/anna_1.png"], separator)
+    assert info.value.key == "split_err_separator" and info.value.message("zh") != str(info.value)
+
+
+def test_a_separator_is_plain_text_never_a_pattern():
+    """What a visitor types is matched as text: a pattern that would backtrack for ever is just characters."""
+    names = [f"happy/{'a' * 40}{index}.png" for index in range(200)]
+    with pytest.raises(DatasetError) as info:
+        name_groups(names, "(a+)+$")
+    assert info.value.key == "split_err_no_match" and '"(a+)+$"' in str(info.value)
+
+
+def split_error(files: dict[str, bytes], split: str, separator: str = "_") -> DatasetError:
+    with pytest.raises(DatasetError) as info:
+        load_class_folders(make_zip(files), 8, 3, split=split, separator=separator)
+    assert info.value.message("zh") != str(info.value)
+    return info.value
+
+
+def test_bad_inputs_for_a_split_are_clear_errors():
+    people = people_files(people=4)
+    assert split_error(people, "prefix", "#").key == "split_err_no_match"
+    one_person = {name.replace("person0", "person"): data for name, data in people.items() if "person00" in name}
+    assert split_error(one_person, "prefix", "_").key == "split_err_one_group"
+    assert "person" in str(split_error(one_person, "prefix", "n"))  # "perso" is everybody's group
+    assert split_error(people, "folders").key == "split_err_no_val_folder"
+    assert split_error(people, "by-luck").key == "split_err_rule"
+    assert split_error(people | {"angry/": b""}, "random").key == "err_zip_empty_class"
+    split = people_files(people=4, folder="train/") | {"val/happy/x_1.png": encode_png(coloured(8, 8, 1)),
+                                                       "val/angry/x_2.png": encode_png(coloured(8, 8, 2))}
+    assert split_error(split, "auto").key == "split_err_class_not_in_train"
+    assert split_error(split | {"val/../../up.png": b""}, "auto").key == "err_zip_unsafe_path"
+
+
+def folder_split_files() -> dict[str, bytes]:
+    return (people_files(people=6, folder="data/train/") | people_files(people=2, folder="data/val/")
+            | people_files(people=3, frames=1, classes=("sad",), folder="data/test/"))
+
+
+def test_a_zip_with_val_and_test_folders_is_split_by_them():
+    folders = read_class_folders(make_zip(folder_split_files()), 8, 3)
+    assert folders.has_val_folder
+    splits = load_class_folders(make_zip(folder_split_files()), 8, 3)  # "auto": the zip's own folders
+    assert splits.classes == ("happiness", "sadness")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (36, 12, 3)
+    np.testing.assert_array_equal(splits.test.counts(), [0, 3])
+    train, val, test = split_indices(folders, "folders")
+    assert {folders.parts[i] for i in train} == {"train"} and {folders.parts[i] for i in val} == {"val"}
+    assert {folders.parts[i] for i in test} == {"test"}
+    # another rule splits train/ and val/ together; test/ stays the test set
+    for rule in ("random", "prefix"):
+        train, val, test = split_indices(folders, rule, 0.25, seed=1)
+        assert len(train) + len(val) == 48 and {folders.parts[i] for i in test} == {"test"}
+
+
+def test_a_class_without_validation_images_is_allowed_in_the_zips_split():
+    files = people_files(people=3, folder="train/") | people_files(people=1, classes=("happy",), folder="val/")
+    splits = load_class_folders(make_zip(files), 8, 3)
+    np.testing.assert_array_equal(splits.val.counts(), [3, 0])
 
 
 # --------------------------------------------------------------------------- the real FER2013

@@ -35,6 +35,7 @@ from core.train import (
     EpochRecord,
     Progress,
     TrainConfig,
+    Validation,
     _batches,
     _state_path,
     estimate_batch_memory,
@@ -147,6 +148,13 @@ def test_progress_is_filled_in(tiny, tmp_path):
     assert progress.images_per_s > 0 and progress.eta_s == 0.0 and progress.fraction == 1.0
     assert progress.classes == FER2013_KEYS
     assert progress.best_metrics is not None and progress.checkpoint == str(tmp_path / "m.pt")
+    # the last validation pass's scores, for the confusion-matrix drill-down
+    last = progress.last_validation
+    assert last.metrics is progress.last_metrics and last.probabilities.dtype == np.float32
+    assert last.probabilities.shape == (len(tiny.val), 7) and np.allclose(last.probabilities.sum(axis=1), 1, atol=0.01)
+    assert np.shares_memory(last.images, tiny.val.x) and (last.labels == tiny.val.y).all()
+    assert (compute_metrics(last.labels, last.probabilities.argmax(axis=1), FER2013_KEYS).confusion
+            == last.metrics.confusion).all()
 
 
 def test_soft_targets_are_what_it_learns(tmp_path):
@@ -491,6 +499,7 @@ def test_stop_from_another_thread_ends_within_one_batch(tmp_path):
     # and keeps it as the best checkpoint
     assert [e.epoch for e in progress.epochs] == [1]
     assert progress.epochs[0].val_images == 4 < progress.val_size == 14
+    assert len(progress.last_validation.labels) == len(progress.last_validation.probabilities) == 4
     assert progress.checkpoint == str(tmp_path / "m.pt") and load_checkpoint(progress.checkpoint).meta["epoch"] == 1
     assert progress.stop_reason == "stop"
 
@@ -609,7 +618,9 @@ def test_progress_keeps_the_best_epoch():
     assert progress.status == "running" and progress.val_size == 21
     metrics = [compute_metrics(np.array([0, 1]), np.array(predicted), ("a", "b"))
                for predicted in ([0, 0], [0, 1], [1, 0])]
-    best = [progress.record_epoch(EpochRecord(epoch, 1.0, 0.5, 1.0, m.accuracy, m.macro_f1, 100.0, 1.0, 2), m)
+    images, labels = np.zeros((2, 1, 4, 4), np.uint8), np.array([0, 1])
+    best = [progress.record_epoch(EpochRecord(epoch, 1.0, 0.5, 1.0, m.accuracy, m.macro_f1, 100.0, 1.0, 2),
+                                  Validation(m, images, labels, np.eye(2, dtype=np.float32)))
             for epoch, m in enumerate(metrics, 1)]
     assert best == [True, True, False] and progress.best_epoch == 2 and progress.best_accuracy == 1.0
     assert progress.last_metrics is metrics[2] and progress.best_metrics is metrics[1]
@@ -642,6 +653,54 @@ def test_job_runner_allows_one_job_and_a_new_one_after_stop(tiny, tmp_path):
     # the checkpoint is held in memory and the job's folder is gone
     assert load_checkpoint(second.checkpoint).meta["epoch"] == 1
     assert not Path(second.config.out).parent.exists() and not (tmp_path / "other.pt").exists()
+
+
+def test_a_series_runs_one_job_after_another_in_one_slot(tiny, tmp_path):
+    runner = JobRunner(limit=1, limits=Settings(training_starts_per_hour=1))
+    configs = [config(tmp_path, epochs=1, seed=seed) for seed in (1, 2, 3)]
+    jobs = runner.start_series(configs, tiny, owner="teacher", inits=[None] * 3)
+    try:
+        assert [job.place for job in jobs] == [(1, 3), (2, 3), (3, 3)] and len({job.thread for job in jobs}) == 1
+        with pytest.raises(TrainingError) as info:
+            runner.start(config(tmp_path), tiny, owner="visitor")
+        assert info.value.key == "err_job_busy"
+        assert all(job.running for job in jobs), "the later ones wait their turn"
+    finally:
+        jobs[0].thread.join(timeout=120)
+    assert [job.progress.status for job in jobs] == ["finished"] * 3 and runner.running() == []
+    assert all(job.checkpoint and job.minutes > 0 for job in jobs)
+    assert jobs[0].ended <= jobs[1].started <= jobs[1].ended <= jobs[2].started
+    assert [load_checkpoint(job.checkpoint).meta["config"]["seed"] for job in jobs] == [1, 2, 3]
+    with pytest.raises(TrainingError) as info:  # the series was one start of the session's one an hour
+        runner.start(config(tmp_path), tiny, owner="teacher")
+    assert info.value.key == "err_rate_limited_train"
+
+
+def test_stop_ends_a_series_and_a_visitor_who_left_holds_no_queue(tiny, tmp_path):
+    runner = JobRunner(limit=1)
+    jobs = runner.start_series([config(tmp_path, epochs=10_000)] * 3, tiny, owner="teacher", inits=[None] * 3)
+    while jobs[0].progress.batch == 0:
+        time.sleep(0.01)
+    jobs[2].stop.set()  # any job's Stop is the series' Stop
+    jobs[0].thread.join(timeout=60)
+    assert jobs[0].progress.status == "stopped" and not jobs[0].skipped
+    assert all(job.skipped and job.progress.done and not job.running for job in jobs[1:])
+    left = {"teacher": True}
+    jobs = runner.start_series([config(tmp_path, epochs=1)] * 2, tiny, owner="teacher", inits=[None] * 2,
+                               owner_alive=lambda owner: left[owner])
+    left["teacher"] = False  # the visitor closes the tab during the first run
+    jobs[0].thread.join(timeout=60)
+    assert jobs[0].progress.status == "finished" and jobs[1].skipped
+
+
+def test_every_run_of_a_series_keeps_the_servers_limits(tiny, tmp_path):
+    runner = JobRunner(limit=1, limits=Settings(max_epochs=3, max_job_minutes=0.01))
+    with pytest.raises(TrainingError) as info:
+        runner.start_series([config(tmp_path, epochs=1), config(tmp_path, epochs=4)], tiny, "teacher", [None] * 2)
+    assert info.value.key == "err_job_epochs" and runner.running() == []
+    jobs = runner.start_series([config(tmp_path, epochs=3)] * 2, tiny, owner="teacher", inits=[None] * 2)
+    jobs[0].thread.join(timeout=60)
+    assert all(job.config.max_minutes == 0.01 and job.progress.done for job in jobs)
 
 
 def test_job_runner_limits_starts_per_session(tiny, tmp_path):
