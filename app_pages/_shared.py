@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from core.classes import colour, display_name
 from core.errors import UserError
 from core.gallery import EXAMPLES, GALLERY, example_photo, thumbnail
 from core.i18n import LANGUAGES, translate
@@ -226,4 +227,17 @@ def map_heatmap(values: np.ndarray, title: str, zmin: float | None = None, zmax:
     figure.update_layout(title=dict(text=title, font=dict(size=13)), height=height, margin=dict(l=5, r=5, t=30, b=5),
                          xaxis=dict(visible=False, constrain="domain"),
                          yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"))
+    return figure
+
+
+def scores_figure(scores: dict[str, float], title: str, height: int, horizontal: bool = False) -> go.Figure:
+    """One face's expression scores as bars in each class's colour, labelled in percent."""
+    names, values = [display_name(n, lang()) for n in scores], list(scores.values())
+    bars = go.Bar(x=values if horizontal else names, y=names if horizontal else values,
+                  orientation="h" if horizontal else "v", marker_color=[colour(n) for n in scores],
+                  text=[f"{v:.0%}" for v in values], textposition="outside")
+    axis = dict(range=[0, 1.15 if horizontal else 1.1], tickformat=".0%")
+    figure = go.Figure(bars)
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                         **(dict(xaxis=axis, yaxis=dict(autorange="reversed")) if horizontal else dict(yaxis=axis)))
     return figure

@@ -1,16 +1,15 @@
 """Live camera: the visitor's webcam through streamlit-webrtc, every face boxed and labelled on the video."""
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit import runtime
 from streamlit.runtime import Runtime
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from app_pages._shared import cached_example_photo, lang, show_error, tr
+from app_pages._shared import cached_example_photo, lang, scores_figure, show_error, tr
 from core.attention import overlay
 from core.checkpoint import BUNDLED_CHECKPOINT
-from core.classes import colour, display_name
+from core.classes import display_name
 from core.errors import UserError
 from core.live import DEFAULT_WINDOW, EXPLAIN_EVERY_S, MAX_WINDOW, LiveSession, TrackedFace
 from core.predict import Predictor, bundled_predictor
@@ -47,17 +46,6 @@ def _face_text(face: TrackedFace) -> str:
     return f"#{face.track} {display_name(top, lang())} {face.scores[top]:.0%}"
 
 
-def _scores_figure(face: TrackedFace) -> go.Figure:
-    names = list(face.scores)
-    figure = go.Figure(go.Bar(y=[display_name(n, lang()) for n in names], x=[face.scores[n] for n in names],
-                              orientation="h", marker_color=[colour(n) for n in names],
-                              text=[f"{face.scores[n]:.0%}" for n in names], textposition="outside"))
-    figure.update_layout(title=tr("live_chart_title", track=face.track, count=face.frames), height=300,
-                         margin=dict(l=10, r=10, t=40, b=10), xaxis=dict(range=[0, 1.15], tickformat=".0%"),
-                         yaxis=dict(autorange="reversed"))
-    return figure
-
-
 def _counts(live: LiveSession) -> None:
     state = live.state()
     fps, camera, skipped = st.columns(3)
@@ -75,7 +63,9 @@ def _panel(live: LiveSession) -> None:
     if not state.faces:
         st.info(tr("live_no_face"))
         return
-    st.plotly_chart(_scores_figure(state.faces[0]), key="live_scores")
+    face = state.faces[0]
+    st.plotly_chart(scores_figure(face.scores, tr("live_chart_title", track=face.track, count=face.frames), 300,
+                                  horizontal=True), key="live_scores")
     st.caption(" · ".join(_face_text(face) for face in state.faces))
     if state.explanation is not None and state.explained is not None:
         crop, cam, attention = st.columns(3)

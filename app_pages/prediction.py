@@ -19,6 +19,7 @@ from app_pages._shared import (
     lang,
     photo_figure,
     remembered_tabs,
+    scores_figure,
     session_id,
     show_error,
     tr,
@@ -161,16 +162,6 @@ def _photo_figure(rgb: np.ndarray, faces: list[FaceScores]) -> go.Figure:
     return figure
 
 
-def _scores_figure(face: FaceScores, number: int) -> go.Figure:
-    names = list(face.scores)
-    figure = go.Figure(go.Bar(x=[display_name(n, lang()) for n in names], y=[face.scores[n] for n in names],
-                              marker_color=[colour(n) for n in names], text=[f"{face.scores[n]:.0%}" for n in names],
-                              textposition="outside"))
-    figure.update_layout(title=tr("pred_face_n", n=number), height=260, margin=dict(l=10, r=10, t=40, b=10),
-                         yaxis=dict(range=[0, 1.1], tickformat=".0%"))
-    return figure
-
-
 def _allowed(run: str) -> bool:
     """Whether this session may run a new prediction now; a rerun of the last one is free."""
     if st.session_state.get("pred_last_run") == run:
@@ -217,7 +208,7 @@ def show_predictions(predictor: Predictor, model: str, images: list[tuple[str, s
         st.plotly_chart(_photo_figure(rgb, faces), key=f"pred_photo_{index}")
         columns = st.columns(min(3, len(faces)))
         for number, face in enumerate(faces, start=1):
-            columns[(number - 1) % len(columns)].plotly_chart(_scores_figure(face, number),
+            columns[(number - 1) % len(columns)].plotly_chart(scores_figure(face.scores, tr("pred_face_n", n=number), 260),
                                                               key=f"pred_bar_{index}_{number}")
         api = [face.to_api() for face in faces]
         with st.expander(tr("pred_json")):
