@@ -112,9 +112,10 @@ architecture = ARCHITECTURES[arch]
 seed = right.number_input(tr("seed"), 0, 2**31 - 1, 0, key="ft_seed", persist_state="session")
 
 
-def _zip_splits(folders: ClassFolders, hashes: np.ndarray) -> Splits:
+def _zip_splits(folders: ClassFolders, hashes: np.ndarray) -> tuple[Splits, str, str]:
     """The choice of validation images for an uploaded zip, and what the split holds: its share, its groups,
-    classes left without validation images, and near-identical images on both sides (a few shown)."""
+    classes left without validation images, and near-identical images on both sides (a few shown). With
+    the splits, the rule and separator chosen, which the run's config records."""
     rules = ["random", "prefix", *(["folders"] if folders.has_val_folder else [])]
     # a zip with its own val/ folder has a choice of its own, which starts on that folder
     rule = choice(left.radio, tr("split_rule"), rules, "ft_split_rule" + ("_folders" if folders.has_val_folder else ""),
@@ -136,15 +137,16 @@ def _zip_splits(folders: ClassFolders, hashes: np.ndarray) -> Splits:
         left.warning(tr("split_no_val", count=len(missing), names=", ".join(missing)))
     if not len(found):
         left.caption(tr("split_duplicates_none"))
-        return zip_splits
+        return zip_splits, rule, separator
     left.warning(tr("split_duplicates", count=len(found), images=found.val_images))
     for column, train, val, bits in zip(left.columns(4), found.train, found.val, found.distance):
         column.image(pair_picture(zip_splits.train.x[train], zip_splits.val.x[val]), caption=tr("split_pair", bits=bits),
                      width="stretch")
-    return zip_splits
+    return zip_splits, rule, separator
 
 
 splits: Splits | None = None
+split_rule, split_separator = "auto", "_"
 try:
     if source in LABEL_SOURCES:
         path = data_file(data_folder)
@@ -158,7 +160,7 @@ try:
         if zips:
             with st.spinner(tr("dataset_reading")):
                 folders, hashes = _class_folders(zips[0][1], architecture.input_size, architecture.channels)
-            splits = _zip_splits(folders, hashes)
+            splits, split_rule, split_separator = _zip_splits(folders, hashes)
         else:
             left.caption(tr("dataset_hint"))
 except UserError as error:
@@ -311,7 +313,7 @@ config = TrainConfig(
     lr=lr, optimizer=optimizer, schedule=schedule, freeze=tuple(frozen), lr_multipliers=multipliers,
     balance=balance, augment=augment_spec, amp=amp, seed=int(seed), pretrained=pretrained,
     init_checkpoint=point.init_checkpoint,  # the weights themselves come as `init`
-    out=f"{arch}.pt",
+    split_rule=split_rule, split_separator=split_separator, out=f"{arch}.pt",
 )
 plan = PlannedRun(start, config, source, (len(splits.train), len(splits.val)))
 others = [j for j in runner.running() if j.owner != session_id()]
@@ -417,10 +419,13 @@ def _show_progress(job: Job) -> None:
                       key="ft_c_lr")
     right.plotly_chart(_line(tr("ft_throughput"), {tr("unit_images_per_s_name"): (epoch_numbers, [e.images_per_s for e in epochs_done])},
                              tr("ft_epoch")), key="ft_c_speed")
-    validation = progress.last_validation
+    kept = progress.done and progress.best_validation is not None  # once it ended: the epoch whose weights it kept
+    validation = progress.best_validation if kept else progress.last_validation
     if validation is not None:
         metrics = validation.metrics
-        st.subheader(tr("ft_epoch_metrics", epoch=epochs_done[-1].epoch, accuracy=metrics.accuracy, f1=metrics.macro_f1))
+        st.subheader(tr("ft_best_epoch_metrics" if kept else "ft_epoch_metrics",
+                        epoch=progress.best_epoch if kept else epochs_done[-1].epoch,
+                        accuracy=metrics.accuracy, f1=metrics.macro_f1))
         left, right = st.columns([1, 1])
         left.dataframe({tr("ft_class"): [display_name(c, lang()) for c in metrics.per_class],
                         tr("ft_precision"): [m.precision for m in metrics.per_class.values()],

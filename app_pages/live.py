@@ -11,7 +11,7 @@ from core.attention import overlay
 from core.checkpoint import BUNDLED_CHECKPOINT
 from core.classes import display_name
 from core.errors import UserError
-from core.live import DEFAULT_WINDOW, EXPLAIN_EVERY_S, MAX_WINDOW, LiveSession, TrackedFace
+from core.live import DEFAULT_WINDOW, EXPLAIN_EVERY_S, MAX_WINDOW, LiveSession, TrackedFace, label_font, server_slots
 from core.predict import Predictor, bundled_predictor
 from core.settings import settings
 
@@ -37,7 +37,7 @@ def _models() -> Predictor:
 def _session(predictor: Predictor) -> LiveSession:
     """This visitor's stream state; the frame callback writes it, the fragment below reads it."""
     if "live_session" not in st.session_state:
-        st.session_state["live_session"] = LiveSession(predictor)
+        st.session_state["live_session"] = LiveSession(predictor, slots=server_slots())
     return st.session_state["live_session"]
 
 
@@ -48,6 +48,8 @@ def _face_text(face: TrackedFace) -> str:
 
 def _counts(live: LiveSession) -> None:
     state = live.state()
+    if state.refused:
+        st.rerun()  # the whole page, which stops the stream and says why
     fps, camera, skipped = st.columns(3)
     fps.metric(tr("live_fps"), f"{state.fps:.1f}")
     camera.metric(tr("live_camera_fps"), f"{state.camera_fps:.1f}")
@@ -84,6 +86,9 @@ def main() -> None:
                        help=tr("live_window_help"), persist_state="session")
     explain = st.toggle(tr("live_explain", seconds=EXPLAIN_EVERY_S), value=True, key="live_explain",
                         help=tr("live_explain_help"), persist_state="session")
+    slots = server_slots()
+    if slots.limit is not None:
+        st.caption(tr("live_slots", used=slots.in_use(), limit=slots.limit))
     if not _served_to_a_browser():
         st.info(tr("live_needs_browser"))
         return
@@ -96,17 +101,23 @@ def main() -> None:
             st.info(tr("pred_no_bundled"))
         return
     live = _session(predictor)
-    live.configure(window, explain)
+    live.configure(window, explain, lang())
+    state = live.state()
+    if state.refused:
+        st.warning(tr("live_refused", count=slots.limit))
     video, panel = st.columns([3, 2])
     with video:
         context = webrtc_streamer(
             key="live_camera", mode=WebRtcMode.SENDRECV, media_stream_constraints=CAMERA,
             rtc_configuration={"iceServers": list(settings().ice_servers)},
             queued_video_frames_callback=live.on_frames, on_video_ended=live.reset,
+            desired_playing_state=False if state.refused and state.streaming else None,
             translations={text: tr(f"live_webrtc_{text}") for text in WEBRTC_TEXTS})
         if context.state.playing:
             st.fragment(run_every=REFRESH_S)(_counts)(live)
         st.caption(tr("live_privacy"))
+        if label_font(lang()) is None:
+            st.caption(tr("live_labels_english"))
     with panel:
         if context.state.playing:
             st.fragment(run_every=REFRESH_S)(_panel)(live)

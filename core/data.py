@@ -357,14 +357,15 @@ def load_class_folders(source: str | Path | bytes, size: int, channels: int, val
 
 
 def load_data(source: str | Path | bytes, size: int, channels: int, val_fraction: float = 0.2,
-              seed: int = 0, labels: str = "fer2013") -> Splits:
-    """An .npz (FER2013 layout, with its own labels or FER+ votes) or a zip/folder of class folders."""
+              seed: int = 0, labels: str = "fer2013", split: str = "auto", separator: str = "_") -> Splits:
+    """An .npz (FER2013 layout, with its own labels or FER+ votes, and its own splits) or a zip/folder of
+    class folders, split by `split` (see `split_indices`)."""
     if isinstance(source, (str, Path)) and str(source).endswith(".npz"):
         return load_npz(source, labels)
     if labels != "fer2013":
         raise DatasetError("err_data_labels_npz" if labels in LABEL_SOURCES else "err_data_labels", labels=labels,
                            known=", ".join(LABEL_SOURCES))
-    return load_class_folders(source, size, channels, val_fraction, seed)
+    return load_class_folders(source, size, channels, val_fraction, seed, split=split, separator=separator)
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:

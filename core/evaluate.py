@@ -114,7 +114,7 @@ def scored_set(checkpoint: Checkpoint, data: str, split: str, labels: str | None
         config = checkpoint.meta.get("config", {})
         trained_on = config.get("labels", "fer2013") if npz else "fer2013"
         splits = load_data(data, size, channels, config.get("val_fraction", 0.2), config.get("seed", 0),
-                           labels or trained_on)
+                           labels or trained_on, config.get("split_rule", "auto"), config.get("split_separator", "_"))
         dataset = getattr(splits, split)
         if dataset is None:
             raise DatasetError("err_eval_no_split", split=split)

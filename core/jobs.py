@@ -154,7 +154,7 @@ class JobRunner:
 
     def start_series(self, configs: list[TrainConfig], splits: Splits, owner: str, inits: list[Checkpoint | None],
                      batch_bytes: int = 0, owner_alive: Callable[[str], bool] = lambda owner: True) -> list[Job]:
-        """Jobs that train one after another in one slot, as one start of `owner`'s: each within the
+        """Jobs that train one after another in one slot, each counted as a start of `owner`'s and within the
         server's limits (its own wall-time cap included), all stopped by one Stop. A job whose turn comes
         after Stop, or after `owner_alive(owner)` turned false (the visitor left), is skipped."""
         free = available_memory(best_device())
@@ -164,8 +164,11 @@ class JobRunner:
             self._jobs = [job for job in self._jobs if job.running]
             if len({job.thread for job in self._jobs}) >= self.limit:
                 raise TrainingError("err_job_busy")
-            if not self._starts.allow(owner):
-                raise TrainingError("err_rate_limited_train", minutes=self._starts.retry_after(owner) / 60)
+            runs = len(configs)  # each run of a series counts as a start of its own
+            if self._starts.count is not None and runs > self._starts.count:
+                raise TrainingError("err_series_over_hourly_limit", count=self._starts.count, runs=runs)
+            if not self._starts.allow(owner, runs):
+                raise TrainingError("err_rate_limited_train", minutes=self._starts.retry_after(owner, runs) / 60)
             stop = threading.Event()
             jobs = [Job(self._capped(config), owner, stop=stop, started=None, place=(number, len(configs)))
                     for number, config in enumerate(configs, 1)]

@@ -28,22 +28,26 @@ class RateLimiter:
             self._events.popitem(last=False)
         return events
 
-    def allow(self, key: str) -> bool:
+    def allow(self, key: str, events: int = 1) -> bool:
+        """Whether `key` may act `events` times now (all or none), counting them if so."""
         if self.count is None:
             return True
         with self._lock:
             now = self._clock()
-            events = self._recent(key, now)
-            if len(events) >= self.count:
+            recent = self._recent(key, now)
+            if len(recent) + events > self.count:
                 return False
-            events.append(now)
+            recent.extend([now] * events)
             return True
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until `key` may act again (0 when it may now)."""
+    def retry_after(self, key: str, events: int = 1) -> float:
+        """Seconds until `key` may act `events` times (0 when it may now; never more than `count`)."""
         if self.count is None:
             return 0.0
+        if events > self.count:
+            raise ValueError(f"{events} events can never fit a limit of {self.count}")
         with self._lock:
             now = self._clock()
-            events = self._recent(key, now)
-            return 0.0 if len(events) < self.count else max(0.0, events[0] + self.seconds - now)
+            recent = self._recent(key, now)
+            excess = len(recent) + events - self.count
+            return 0.0 if excess <= 0 else max(0.0, recent[excess - 1] + self.seconds - now)

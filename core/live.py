@@ -8,9 +8,14 @@ by the overlap of their boxes (`IouTracker`) and their scores averaged over the 
 and the EAC-Net attention map of the largest face are refreshed at a lower rate. The page reads
 `LiveSession.state()` from its own thread; everything shared is guarded by one lock. No frame is kept
 except the last explained face crop, and `reset` drops that too when the stream ends.
+
+Each stream takes about a core for as long as it runs, so a hosted server runs at most
+`settings().max_live_streams` at once (`StreamSlots`): a stream that finds them all taken processes nothing
+and the page stops it and says why.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,15 +23,16 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
-import cv2
 import numpy as np
-from PIL import ImageColor
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from core.classes import colour, display_name
+from core.classes import EXPRESSION_KEYS, colour, display_name
 from core.faces import overlap
 from core.predict import Explanation, FaceScores, Predictor, labels_above
+from core.settings import settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,12 @@ RATE_SECONDS = 2.0  # frames per second are counted over this much time
 TRACK_IOU = 0.3  # a box overlapping a face's last box this much is the same face
 MAX_MISSED = 5  # a face not found in this many processed frames in a row is forgotten
 SEARCH = "hog"  # the CNN detector takes seconds a frame on a CPU
-FONT, FONT_SCALE, FONT_THICKNESS, LABEL_PAD = cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2, 4
+SLOT_STALE_S = 15.0  # a stream that sent no frame for this long gives up its slot to one that asks
+LABEL_PX, LABEL_PAD = 17, 4  # the labels' font size and the margin around them, in pixels
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts", "/Library/Fonts",
+                "/System/Library/Fonts", "C:/Windows/Fonts")
+FONT_SUFFIXES = (".ttf", ".ttc", ".otf")
+NO_SUCH_CHARACTER = "\U0010ffff"
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,54 @@ class LiveState:
     faces: tuple[TrackedFace, ...]  # of the last processed frame, largest first
     explanation: Explanation | None  # of the largest face, refreshed every EXPLAIN_EVERY_S
     explained: TrackedFace | None  # the face it explains, as it was then
+    refused: bool = False  # the latest stream found every live slot of the server taken
+    streaming: bool = False  # frames arrive (since the stream started, until it ended)
+
+
+class StreamSlots:
+    """How many live streams a server runs at once: each stream takes a slot with its first frame and
+    keeps it while its frames come; `release` frees it when the stream ends. A slot whose stream sent
+    nothing for `stale_after` seconds is freed for the next stream that asks, so a stream whose end was
+    never reported (a closed laptop) cannot hold it for ever. `limit` None: no limit."""
+
+    def __init__(self, limit: int | None, stale_after: float = SLOT_STALE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.stale_after = stale_after
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last_seen: dict[object, float] = {}
+
+    def take(self, owner: object) -> bool:
+        """Whether `owner` holds a slot now: it held one already (its time is renewed), or one was free."""
+        with self._lock:
+            now = self.clock()
+            if owner not in self._last_seen:
+                for stale in [o for o, seen in self._last_seen.items() if now - seen >= self.stale_after]:
+                    del self._last_seen[stale]
+                if self.limit is not None and len(self._last_seen) >= self.limit:
+                    return False
+            self._last_seen[owner] = now
+            return True
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            self._last_seen.pop(owner, None)
+
+    def in_use(self) -> int:
+        with self._lock:
+            now = self.clock()
+            return sum(now - seen < self.stale_after for seen in self._last_seen.values())
+
+
+def server_slots() -> StreamSlots:
+    """The live slots every visitor of this server shares."""
+    return _slots_for(settings().max_live_streams)
+
+
+@functools.cache
+def _slots_for(limit: int | None) -> StreamSlots:
+    return StreamSlots(limit)
 
 
 class RateCounter:
@@ -150,29 +209,52 @@ def _rgb(key: str) -> tuple[int, int, int]:
     return red, green, blue
 
 
-def face_label(face: TrackedFace) -> str:
-    """What the video shows above a face. OpenCV's fonts draw only ASCII, so the names are English;
-    the page's chart beside the video speaks the visitor's language."""
+def face_label(face: TrackedFace, lang: str = "en") -> str:
+    """What the video shows above a face."""
     top = face.top_class
-    return f"#{face.track} {display_name(top, 'en')} {face.scores[top]:.0%}"
+    return f"#{face.track} {display_name(top, lang)} {face.scores[top]:.0%}"
 
 
-def annotate(rgb: np.ndarray, faces: tuple[TrackedFace, ...] | list[TrackedFace]) -> np.ndarray:
-    """A copy of the frame with each face's box and label, coloured by its top expression."""
-    out = np.ascontiguousarray(rgb).copy()
-    texts = [face_label(face) for face in faces]
-    text_sizes = [cv2.getTextSize(text, FONT, FONT_SCALE, FONT_THICKNESS) for text in texts]
-    label_sizes = [(width + 2 * LABEL_PAD, height + baseline + 2 * LABEL_PAD) for (width, height), baseline in text_sizes]
+@functools.cache
+def label_font(lang: str) -> ImageFont.FreeTypeFont | None:
+    """A font that draws `lang`'s class names on the video: Pillow's own for English; for another language
+    the first font in the system's font folders that has all their glyphs (searched once), or None."""
+    names = "".join(display_name(key, lang) for key in EXPRESSION_KEYS)
+    if names.isascii():
+        return ImageFont.load_default(LABEL_PX)
+    for path in sorted(p for folder in FONT_FOLDERS for p in Path(folder).expanduser().glob("**/*")
+                       if p.suffix.lower() in FONT_SUFFIXES):
+        try:
+            font = ImageFont.truetype(str(path), LABEL_PX)
+        except OSError:
+            continue
+        missing = bytes(font.getmask(NO_SUCH_CHARACTER))  # the font's box for a character it lacks
+        if all(bytes(font.getmask(character)) != missing for character in set(names)):
+            return font
+    return None
+
+
+def annotate(rgb: np.ndarray, faces: tuple[TrackedFace, ...] | list[TrackedFace], lang: str = "en") -> np.ndarray:
+    """A copy of the frame with each face's box and label, coloured by its top expression; the labels in
+    English where the server has no font for `lang`."""
+    font = label_font(lang)
+    if font is None:
+        font, lang = label_font("en"), "en"
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    draw = ImageDraw.Draw(image)
+    texts = [face_label(face, lang) for face in faces]
+    text_boxes = [font.getbbox(text) for text in texts]
+    label_sizes = [(right - left + 2 * LABEL_PAD, bottom - top + 2 * LABEL_PAD) for left, top, right, bottom in text_boxes]
     sides = labels_above([face.box for face in faces], label_sizes)
-    for face, text, ((_, text_height), _), (width, height), above in zip(faces, texts, text_sizes, label_sizes, sides):
+    for face, text, text_box, (width, height), above in zip(faces, texts, text_boxes, label_sizes, sides):
         left, top, box_width, box_height = face.box
         paint = _rgb(face.top_class)
-        cv2.rectangle(out, (left, top), (left + box_width - 1, top + box_height - 1), paint, 2)
+        draw.rectangle((left, top, left + box_width - 1, top + box_height - 1), outline=paint, width=2)
         label_top = top - height if above else top + box_height
-        cv2.rectangle(out, (left, label_top), (left + width, label_top + height), paint, cv2.FILLED)
-        cv2.putText(out, text, (left + LABEL_PAD, label_top + LABEL_PAD + text_height), FONT, FONT_SCALE,
-                    (255, 255, 255), FONT_THICKNESS, cv2.LINE_AA)
-    return out
+        draw.rectangle((left, label_top, left + width, label_top + height), fill=paint)
+        draw.text((left + LABEL_PAD - text_box[0], label_top + LABEL_PAD - text_box[1]), text, font=font,
+                  fill=(255, 255, 255))
+    return np.asarray(image)
 
 
 class LiveSession:
@@ -180,12 +262,15 @@ class LiveSession:
     read by the page."""
 
     def __init__(self, predictor: Predictor, window: int = DEFAULT_WINDOW, explain: bool = True,
-                 explain_every: float = EXPLAIN_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+                 explain_every: float = EXPLAIN_EVERY_S, clock: Callable[[], float] = time.monotonic,
+                 slots: StreamSlots | None = None) -> None:
         self.predictor = predictor
+        self.slots = slots or StreamSlots(None)
+        self._refused = False
         self.explain_every = explain_every
         self.clock = clock
         self._lock = threading.Lock()
-        self._explain = explain
+        self._explain, self._lang = explain, "en"
         self._tracker = IouTracker(window)
         self._generation = 0  # one per stream: what a frame of an ended stream finds is dropped
         # used by streamlit-webrtc's worker thread alone (on_frames), and by reset once that has ended
@@ -194,12 +279,12 @@ class LiveSession:
         self._waiting = 0  # frames handed over while one was being processed
         self.reset()
 
-    def configure(self, window: int, explain: bool) -> None:
+    def configure(self, window: int, explain: bool, lang: str = "en") -> None:
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"window must be 1 to {MAX_WINDOW} frames, not {window}")
         with self._lock:
             self._tracker.set_window(window)
-            self._explain = explain
+            self._explain, self._lang = explain, lang
             if not explain:
                 self._explanation = self._explained = None
 
@@ -209,7 +294,9 @@ class LiveSession:
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
         self._worker, self._busy, self._waiting = None, None, 0
+        self.slots.release(self)
         with self._lock:
+            self._streaming = False
             self._generation += 1
             self._tracker = IouTracker(self._tracker.window)
             self._processed = self._skipped = 0
@@ -250,7 +337,8 @@ class LiveSession:
             now = self.clock()
             self._processed_rate.add(now)
             self._arrived_rate.add(now, skipped + 1)
-        return annotate(rgb, faces)
+            lang = self._lang
+        return annotate(rgb, faces, lang)
 
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """streamlit-webrtc's queued-frames callback: the frames that came since its last call.
@@ -259,7 +347,13 @@ class LiveSession:
         are all skipped. It returns the annotated frame once one is ready, else nothing (streamlit-webrtc
         then sends the last one again). So it never waits for the network, and a frame that takes long on a
         busy server costs skipped frames, not the stream: streamlit-webrtc ends a stream whose callback
-        takes over 10 s."""
+        takes over 10 s. A stream that finds no free live slot gets nothing processed."""
+        with self._lock:
+            if not (self._streaming and self._refused):  # a refused stream stays refused until it ends
+                self._refused = not self.slots.take(self)
+            self._streaming = True
+            if self._refused:
+                return []
         ready = []
         if self._busy is not None and self._busy.done():
             ready, self._busy = [self._busy.result()], None
@@ -291,4 +385,4 @@ class LiveSession:
             now = self.clock()
             return LiveState(self._processed, self._skipped, self._processed_rate.rate(now),
                              self._arrived_rate.rate(now), self._tracker.window, self._faces,
-                             self._explanation, self._explained)
+                             self._explanation, self._explained, self._refused, self._streaming)

@@ -41,6 +41,7 @@ class Settings:
     predictions_per_minute: int | None = None
     training_starts_per_hour: int | None = None
     api_requests_per_minute: int | None = None
+    max_live_streams: int | None = None  # live camera streams at once, on the whole server
     # the live camera's STUN/TURN servers, as WebRTC's RTCIceServer: {urls, username, credential}
     ice_servers: tuple[dict, ...] = ()
 
@@ -49,6 +50,7 @@ HOSTED_DEFAULTS = {
     "max_epochs": 30, "max_job_minutes": 30.0, "max_parameters": 25_000_000, "max_batch_mb": 4096.0,
     "max_dataset_images": 2000, "max_augmented_images": 5000, "max_photos": 10, "max_megapixels_per_run": 40.0,
     "predictions_per_minute": 30, "training_starts_per_hour": 4, "api_requests_per_minute": 120,
+    "max_live_streams": 2,
 }
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from core import augment as aug
 from core.batch_augment import augment_batch
 from core.checkpoint import Checkpoint, load_checkpoint, make_meta, save_checkpoint
-from core.data import LABEL_SOURCES, Splits, class_weights, load_data, sample_weights
+from core.data import LABEL_SOURCES, SPLIT_RULES, Splits, class_weights, load_data, sample_weights
 from core.device import best_device
 from core.errors import TrainingError, UserError
 from core.evaluate import evaluate_model, validation_sample
@@ -80,6 +80,8 @@ class TrainConfig:
     init_checkpoint: str | None = None
     pretrained: bool = False
     val_fraction: float = 0.2
+    split_rule: str = "auto"  # class folders: how validation images are chosen (core.data.split_indices)
+    split_separator: str = "_"  # with split "prefix": a file name's group is what comes before it
     out: str = "runs/model.pt"
     resume: bool = False  # continue from the state saved beside `out` after each epoch
     max_minutes: float | None = None  # wall-time cap: the job stops itself, like Stop, when it is reached
@@ -131,7 +133,7 @@ class Progress:
     memory_bytes: int = 0
     best_accuracy: float = -1.0
     best_epoch: int = 0
-    best_metrics: Metrics | None = None
+    best_validation: Validation | None = None  # of the best epoch, whose weights the checkpoint keeps
     last_validation: Validation | None = None  # one object, so a reader never sees the scores of one epoch
     # with the metrics of another
     checkpoint: str | None = None
@@ -178,7 +180,7 @@ class Progress:
         metrics = validation.metrics
         if metrics.accuracy <= self.best_accuracy:
             return False
-        self.best_accuracy, self.best_epoch, self.best_metrics = metrics.accuracy, record.epoch, metrics
+        self.best_accuracy, self.best_epoch, self.best_validation = metrics.accuracy, record.epoch, validation
         return True
 
     def saved(self, checkpoint: str) -> None:
@@ -699,6 +701,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     option("init_checkpoint", type=str, help="start from one of our checkpoints (transfer learning)")
     option("pretrained", help="ImageNet weights from the torch cache")
     option("val_fraction")
+    option("split_rule", choices=("auto", *SPLIT_RULES), help="class folders only: validation images at "
+           "random, by file-name prefix or the zip's val/ folder (auto: that folder when there is one, else random)")
+    option("split_separator", help="with --split-rule prefix: a file's group is its name up to this text")
     option("out", help="where the best checkpoint is written")
     option("resume", help="save the training state after every epoch and continue from it if present")
     option("max_minutes", type=float, help="stop, keeping the best checkpoint, after this long")
@@ -736,7 +741,7 @@ def data_for(config: TrainConfig) -> Splits:
         arch = load_checkpoint(config.init_checkpoint).meta["arch"]
     architecture = ARCHITECTURES[arch]
     return load_data(config.data, architecture.input_size, architecture.channels, config.val_fraction, config.seed,
-                     config.labels)
+                     config.labels, config.split_rule, config.split_separator)
 
 
 def main(argv: list[str] | None = None, relabel: Callable[[Splits], Splits] | None = None) -> int:

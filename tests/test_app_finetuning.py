@@ -88,7 +88,9 @@ def test_short_run_shows_metrics_and_a_checkpoint(page_factory):
     assert job.progress.status == "finished", job.progress.error
     assert len(job.progress.epochs) == 2
     assert [m.label for m in at.metric] == ["Throughput", "Time left", "Server memory (peak)", "Best validation accuracy"]
-    assert any("Epoch 2: validation accuracy" in s.value for s in at.subheader)
+    kept = job.progress.best_epoch  # a finished run shows the epoch whose weights it kept
+    assert any(s.value.startswith(f"Epoch {kept}, the best, whose weights the run kept: validation accuracy")
+               for s in at.subheader)
     assert any("Best validation accuracy" in s.value for s in at.success)
     layouts = {layout["title"]["text"]: layout for layout in
                (json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart"))}
@@ -270,7 +272,7 @@ def test_runs_are_kept_renamed_and_shown_on_shared_charts(page_factory):
 def test_the_drill_down_shows_a_cells_faces_with_their_scores(page_factory):
     at = _zip_page(page_factory)
     _train(at)
-    validation = at.session_state["ft_job"].progress.last_validation
+    validation = at.session_state["ft_job"].progress.best_validation
     assert validation.probabilities.shape == (2, 2) and (validation.labels == [0, 1]).all()
     confusion = validation.metrics.confusion  # until the visitor picks, the pickers show the commonest mistake
     mistakes = np.where(np.eye(2, dtype=bool), 0, confusion)

@@ -39,3 +39,12 @@ def test_the_window_and_the_attention_switch_survive_leaving_the_page(page):
     page.run()
     assert page.slider(key="live_window").value == 9
     assert not page.toggle(key="live_explain").value
+
+
+def test_a_hosted_server_says_how_many_of_its_live_streams_are_in_use(monkeypatch):
+    monkeypatch.setenv("FACELAB_HOSTED", "1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("app_pages/live.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert translate("live_slots", "en", used=0, limit=2) in [caption.value for caption in at.caption]

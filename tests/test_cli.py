@@ -159,13 +159,14 @@ def test_every_option_reaches_its_config_field():
             "--batch-size", "16", "--lr", "0.1", "--optimizer", "adamw", "--momentum", "0.5", "--weight-decay", "0.01",
             "--schedule", "step", "--freeze", "conv1,conv2", "--lr-mult", "head=10,fc=2", "--balance", "sampler",
             "--augment", "none", "--label-smoothing", "0.1", "--no-amp", "--seed", "4", "--init-checkpoint", "c.pt",
-            "--pretrained", "--val-fraction", "0.3", "--out", "o.pt", "--resume", "--max-minutes", "2.5"]
+            "--pretrained", "--val-fraction", "0.3", "--split-rule", "prefix", "--split-separator", "-", "--out", "o.pt", "--resume", "--max-minutes", "2.5"]
     config = config_from_args(get_args_parser().parse_args(argv))
     assert config == TrainConfig(
         data="d", labels="ferplus", arch="vgg16", arch_args={"fc7": 2048}, epochs=3, batch_size=16, lr=0.1,
         optimizer="adamw", momentum=0.5, weight_decay=0.01, schedule="step", freeze=("conv1", "conv2"),
         lr_multipliers={"head": 10.0, "fc": 2.0}, balance="sampler", augment={"version": 1, "ops": []},
-        label_smoothing=0.1, amp=False, seed=4, init_checkpoint="c.pt", pretrained=True, val_fraction=0.3, out="o.pt",
+        label_smoothing=0.1, amp=False, seed=4, init_checkpoint="c.pt", pretrained=True, val_fraction=0.3,
+        split_rule="prefix", split_separator="-", out="o.pt",
         resume=True, max_minutes=2.5)
     # every field but the step schedule's two differs from its default, so each option was read
     unchanged = {f.name for f in fields(TrainConfig) if getattr(config, f.name) == getattr(TrainConfig(), f.name)}

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import make_meta, save_checkpoint
+from core.checkpoint import Checkpoint, make_meta, save_checkpoint
 from core.classes import EXPRESSION_KEYS, FER2013_KEYS
-from core.evaluate import evaluate_model, predict, shared_class_predictions, validation_sample
+from core.data import read_class_folders, split_indices
+from core.evaluate import evaluate_model, predict, scored_set, shared_class_predictions, validation_sample
 from core.images import encode_png
 from models.registry import build_model
-from tests.test_data import make_zip
+from tests.test_data import make_zip, people_files
 from tests.test_train import draw_pattern, pattern_dataset
 
 CPU = torch.device("cpu")
@@ -124,6 +125,21 @@ def test_a_split_zip_gives_its_test_folder_or_all_of_it(tiny_checkpoint, tmp_pat
         code, out, _ = run_main("--checkpoint", str(tiny_checkpoint), "--data", str(data), "--split", split, "--json",
                                 capsys=capsys)
         assert code == 0 and json.loads(out)["images"] == images, split
+
+
+def test_the_validation_split_is_rebuilt_by_the_rule_the_run_recorded(tmp_path):
+    """A run split by file-name prefix is scored on the same people it was judged on, not a random split."""
+    data = write_zip(tmp_path / "people.zip", people_files(people=10, classes=("happy", "sad")))
+    config = {"seed": 3, "val_fraction": 0.2, "split_rule": "prefix", "split_separator": "_"}
+    arch_args = {"width": 4, "blocks": 2, "depth": 1, "hidden": 16}
+    checkpoint = Checkpoint(build_model("face_vgg", 7, **arch_args).state_dict(),
+                            make_meta("face_vgg", arch_args, FER2013_KEYS, config=config))
+    folders = read_class_folders(data, 48, 1)
+    _, val, _ = split_indices(folders, "prefix", 0.2, seed=3, separator="_")
+    scored = scored_set(checkpoint, str(data), "val", None)
+    np.testing.assert_array_equal(scored.x, folders.dataset.x[val])
+    random_val = split_indices(folders, "random", 0.2, seed=3)[1]
+    assert not np.array_equal(val, random_val), "the random rule would have scored other images"
 
 
 def test_a_class_the_checkpoint_does_not_know_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):

@@ -11,10 +11,22 @@ import av
 import numpy as np
 import pytest
 
+import core.live as live_module
 from bench.bench_faces import small_photo
 from bench.bench_live import newest_only, stream
 from core.classes import EXPRESSION_KEYS, colour
-from core.live import MAX_MISSED, IouTracker, LiveSession, RateCounter, TrackedFace, annotate
+from core.live import (
+    MAX_MISSED,
+    IouTracker,
+    LiveSession,
+    RateCounter,
+    StreamSlots,
+    TrackedFace,
+    annotate,
+    face_label,
+    label_font,
+    server_slots,
+)
 from core.predict import bundled_predictor
 from core.settings import load_settings, read_secrets_table
 
@@ -243,6 +255,20 @@ def test_labels_of_faces_at_the_top_edge_go_below_the_box(portrait):
     assert (out[152:165, 205:260] == paint).all(axis=2).mean() > 0.3
 
 
+def test_labels_speak_the_visitors_language_where_the_server_has_a_font_for_it(monkeypatch):
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    face = TrackedFace(3, (100, 80, 90, 90), dict.fromkeys(EXPRESSION_KEYS, 0.0) | {"happiness": 0.93}, 4)
+    assert face_label(face, "zh") == "#3 高兴 93%" and face_label(face) == "#3 happiness 93%"
+    english = annotate(frame, [face])
+    assert label_font("en") is not None, "Pillow's own font draws English everywhere"
+    if label_font("zh") is None:
+        pytest.skip("no font with Chinese glyphs on this machine (fonts-wqy-zenhei, say)")
+    chinese = annotate(frame, [face], "zh")
+    assert not np.array_equal(chinese, english)
+    monkeypatch.setattr(live_module, "label_font", lambda lang: None if lang == "zh" else label_font(lang))
+    np.testing.assert_array_equal(annotate(frame, [face], "zh"), english), "no font: the English label"
+
+
 def test_ice_servers_come_from_the_secrets_table(tmp_path):
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('[facelab]\nice_servers = [\n  { urls = "stun:stun.example.org:3478" },\n'
@@ -261,3 +287,51 @@ def test_a_bad_ice_server_is_an_error_that_does_not_show_the_credential(servers)
     with pytest.raises(ValueError, match="not a valid list of ICE servers") as error:
         load_settings({}, {"ice_servers": servers})
     assert "s3cret" not in str(error.value)
+
+
+def test_a_server_runs_only_so_many_streams_and_a_silent_one_gives_its_slot_up():
+    now = [0.0]
+    slots = StreamSlots(2, stale_after=15, clock=lambda: now[0])
+    first, second, third = object(), object(), object()
+    assert slots.take(first) and slots.take(second) and not slots.take(third)
+    assert slots.take(first), "a stream that holds a slot keeps it, and its time is renewed"
+    slots.release(second)
+    assert slots.take(third) and slots.in_use() == 2
+    now[0] = 10.0
+    assert slots.take(third)  # the first stream has sent nothing since 0 s, the third renewed at 10 s
+    now[0] = 16.0
+    assert slots.in_use() == 1 and slots.take(second), "the first one's slot went stale at 15 s"
+    assert not slots.take(first), "and it is someone else's now"
+    assert all(StreamSlots(None).take(object()) for _ in range(100)), "locally no limit"
+
+
+def test_a_stream_that_finds_every_slot_taken_processes_nothing_until_it_ends(portrait, predictor_calls):
+    slots = StreamSlots(1)
+    frames = [av.VideoFrame.from_ndarray(portrait, format="rgb24") for _ in range(3)]
+    watching, refused = (LiveSession(bundled_predictor(), explain=False, slots=slots) for _ in range(2))
+    asyncio.run(watching.on_frames(frames[:1]))
+    watching._busy.result(timeout=30)
+    assert asyncio.run(refused.on_frames(frames[1:2])) == []
+    state = refused.state()
+    assert state.refused and state.streaming and refused._busy is None, "no frame went to the network"
+    assert predictor_calls["probabilities"] == [1], "the watching stream's one face only"
+    watching.reset()
+    assert asyncio.run(refused.on_frames(frames[2:])) == [] and refused._busy is None, \
+        "refused until this stream ends, though a slot is free now: the page is stopping it"
+    refused.reset()
+    assert refused.state().refused and not refused.state().streaming, "the page still says why it stopped"
+    asyncio.run(refused.on_frames(frames[:1]))
+    refused._busy.result(timeout=30)
+    assert not refused.state().refused and refused.state().processed == 1, "a new stream, a free slot"
+    assert slots.in_use() == 1
+    refused.reset()
+    assert slots.in_use() == 0
+
+
+def test_hosted_servers_share_two_live_streams_by_default(monkeypatch):
+    assert server_slots().limit is None
+    monkeypatch.setenv("FACELAB_HOSTED", "1")
+    from core.settings import settings
+
+    settings.cache_clear()
+    assert server_slots().limit == 2 and server_slots() is server_slots()

@@ -12,6 +12,7 @@ def test_locally_everything_is_open():
     assert not local.hosted
     assert local.max_epochs is None and local.max_job_minutes is None and local.max_parameters is None
     assert local.predictions_per_minute is None and local.training_starts_per_hour is None
+    assert local.max_live_streams is None
 
 
 @pytest.mark.parametrize("value", ["1", "true", "Yes", "on"])
@@ -71,6 +72,21 @@ def test_rate_limiter_allows_count_per_window_for_each_key():
     assert not limiter.allow("a") and limiter.retry_after("a") == pytest.approx(30)
     clock.now += 30.5
     assert limiter.retry_after("a") == 0 and limiter.allow("a")
+
+
+def test_rate_limiter_counts_several_events_at_once_or_none():
+    clock = Clock()
+    limiter = RateLimiter(4, 60, clock=clock)
+    assert limiter.allow("a")
+    clock.now += 10
+    assert limiter.allow("a", 3) and not limiter.allow("a")
+    assert limiter.retry_after("a", 3) == pytest.approx(60), "the three came together: all three must expire"
+    clock.now += 40
+    assert limiter.retry_after("a") == pytest.approx(10) and not limiter.allow("a", 2)
+    clock.now += 10
+    assert not limiter.allow("a", 2) and limiter.allow("a"), "one expired: room for one, not two"
+    with pytest.raises(ValueError):
+        limiter.retry_after("a", 5)
 
 
 def test_rate_limiter_without_a_count_allows_everything():

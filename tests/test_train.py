@@ -147,7 +147,7 @@ def test_progress_is_filled_in(tiny, tmp_path):
     assert [e.epoch for e in progress.epochs] == [1, 2]
     assert progress.images_per_s > 0 and progress.eta_s == 0.0 and progress.fraction == 1.0
     assert progress.classes == FER2013_KEYS
-    assert progress.best_metrics is not None and progress.checkpoint == str(tmp_path / "m.pt")
+    assert progress.best_validation is not None and progress.checkpoint == str(tmp_path / "m.pt")
     # the last validation pass's scores, for the confusion-matrix drill-down
     last = progress.last_validation
     assert last.metrics is progress.last_metrics and last.probabilities.dtype == np.float32
@@ -623,7 +623,8 @@ def test_progress_keeps_the_best_epoch():
                                   Validation(m, images, labels, np.eye(2, dtype=np.float32)))
             for epoch, m in enumerate(metrics, 1)]
     assert best == [True, True, False] and progress.best_epoch == 2 and progress.best_accuracy == 1.0
-    assert progress.last_metrics is metrics[2] and progress.best_metrics is metrics[1]
+    assert progress.last_metrics is metrics[2]
+    assert progress.best_validation.metrics is metrics[1], "the drill-down of a finished run: the kept epoch"
     progress.stopping("time_limit")
     progress.finish(stopped=True)
     assert progress.status == "stopped" and progress.stop_reason == "time_limit" and progress.eta_s == 0.0
@@ -656,7 +657,7 @@ def test_job_runner_allows_one_job_and_a_new_one_after_stop(tiny, tmp_path):
 
 
 def test_a_series_runs_one_job_after_another_in_one_slot(tiny, tmp_path):
-    runner = JobRunner(limit=1, limits=Settings(training_starts_per_hour=1))
+    runner = JobRunner(limit=1, limits=Settings(training_starts_per_hour=3))
     configs = [config(tmp_path, epochs=1, seed=seed) for seed in (1, 2, 3)]
     jobs = runner.start_series(configs, tiny, owner="teacher", inits=[None] * 3)
     try:
@@ -671,7 +672,7 @@ def test_a_series_runs_one_job_after_another_in_one_slot(tiny, tmp_path):
     assert all(job.checkpoint and job.minutes > 0 for job in jobs)
     assert jobs[0].ended <= jobs[1].started <= jobs[1].ended <= jobs[2].started
     assert [load_checkpoint(job.checkpoint).meta["config"]["seed"] for job in jobs] == [1, 2, 3]
-    with pytest.raises(TrainingError) as info:  # the series was one start of the session's one an hour
+    with pytest.raises(TrainingError) as info:  # the series' three runs were the session's three an hour
         runner.start(config(tmp_path), tiny, owner="teacher")
     assert info.value.key == "err_rate_limited_train"
 
@@ -710,6 +711,18 @@ def test_job_runner_limits_starts_per_session(tiny, tmp_path):
         runner.start(config(tmp_path, epochs=1), tiny, owner="visitor")
     assert info.value.key == "err_rate_limited_train" and 59 <= info.value.params["minutes"] <= 60
     runner.start(config(tmp_path, epochs=1), tiny, owner="teacher").thread.join(timeout=60)
+
+
+def test_each_run_of_a_comparison_counts_as_a_start(tiny, tmp_path):
+    runner = JobRunner(limit=1, limits=Settings(training_starts_per_hour=4))
+    with pytest.raises(TrainingError) as info:
+        runner.start_series([config(tmp_path, epochs=1)] * 5, tiny, "visitor", [None] * 5)
+    assert info.value.key == "err_series_over_hourly_limit" and info.value.params == {"count": 4, "runs": 5}
+    runner.start_series([config(tmp_path, epochs=1)] * 3, tiny, "visitor", [None] * 3)[0].thread.join(timeout=60)
+    with pytest.raises(TrainingError) as info:
+        runner.start_series([config(tmp_path, epochs=1)] * 3, tiny, "visitor", [None] * 3)
+    assert info.value.key == "err_rate_limited_train", "3 + 3 runs do not fit 4 an hour"
+    runner.start(config(tmp_path, epochs=1), tiny, owner="visitor").thread.join(timeout=60)  # the fourth
 
 
 def test_job_runner_caps_wall_time_from_the_settings(tiny, tmp_path):
