@@ -419,7 +419,7 @@ def _show_progress(job: Job) -> None:
                       key="ft_c_lr")
     right.plotly_chart(_line(tr("ft_throughput"), {tr("unit_images_per_s_name"): (epoch_numbers, [e.images_per_s for e in epochs_done])},
                              tr("ft_epoch")), key="ft_c_speed")
-    kept = progress.done and progress.best_validation is not None  # once it ended: the epoch whose weights it kept
+    kept = progress.status in ("finished", "stopped") and progress.best_validation is not None  # once it ended: the epoch whose weights it kept
     validation = progress.best_validation if kept else progress.last_validation
     if validation is not None:
         metrics = validation.metrics

@@ -48,7 +48,7 @@ def _face_text(face: TrackedFace) -> str:
 
 def _counts(live: LiveSession) -> None:
     state = live.state()
-    if state.refused:
+    if state.refused and state.streaming:
         st.rerun()  # the whole page, which stops the stream and says why
     fps, camera, skipped = st.columns(3)
     fps.metric(tr("live_fps"), f"{state.fps:.1f}")
@@ -113,13 +113,14 @@ def main() -> None:
             queued_video_frames_callback=live.on_frames, on_video_ended=live.reset,
             desired_playing_state=False if state.refused and state.streaming else None,
             translations={text: tr(f"live_webrtc_{text}") for text in WEBRTC_TEXTS})
-        if context.state.playing:
+        refusing = state.refused and state.streaming  # the stream is being stopped
+        if context.state.playing and not refusing:
             st.fragment(run_every=REFRESH_S)(_counts)(live)
         st.caption(tr("live_privacy"))
         if label_font(lang()) is None:
             st.caption(tr("live_labels_english"))
     with panel:
-        if context.state.playing:
+        if context.state.playing and not refusing:
             st.fragment(run_every=REFRESH_S)(_panel)(live)
         else:
             st.info(tr("live_press_start"))

@@ -113,8 +113,10 @@ def scored_set(checkpoint: Checkpoint, data: str, split: str, labels: str | None
     else:
         config = checkpoint.meta.get("config", {})
         trained_on = config.get("labels", "fer2013") if npz else "fer2013"
+        # the recorded rule rebuilds the run's own validation split; a test/ folder never depends on it
+        rule = config.get("split_rule", "auto") if split in ("train", "val") else "auto"
         splits = load_data(data, size, channels, config.get("val_fraction", 0.2), config.get("seed", 0),
-                           labels or trained_on, config.get("split_rule", "auto"), config.get("split_separator", "_"))
+                           labels or trained_on, rule, config.get("split_separator", "_"))
         dataset = getattr(splits, split)
         if dataset is None:
             raise DatasetError("err_eval_no_split", split=split)

@@ -168,7 +168,9 @@ class JobRunner:
             if self._starts.count is not None and runs > self._starts.count:
                 raise TrainingError("err_series_over_hourly_limit", count=self._starts.count, runs=runs)
             if not self._starts.allow(owner, runs):
-                raise TrainingError("err_rate_limited_train", minutes=self._starts.retry_after(owner, runs) / 60)
+                raise TrainingError("err_rate_limited_series" if runs > 1 else "err_rate_limited_train",
+                                    minutes=self._starts.retry_after(owner, runs) / 60, runs=runs,
+                                    count=self._starts.count)
             stop = threading.Event()
             jobs = [Job(self._capped(config), owner, stop=stop, started=None, place=(number, len(configs)))
                     for number, config in enumerate(configs, 1)]

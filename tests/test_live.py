@@ -266,7 +266,7 @@ def test_labels_speak_the_visitors_language_where_the_server_has_a_font_for_it(m
     chinese = annotate(frame, [face], "zh")
     assert not np.array_equal(chinese, english)
     monkeypatch.setattr(live_module, "label_font", lambda lang: None if lang == "zh" else label_font(lang))
-    np.testing.assert_array_equal(annotate(frame, [face], "zh"), english), "no font: the English label"
+    np.testing.assert_array_equal(annotate(frame, [face], "zh"), english, err_msg="no font: the English label")
 
 
 def test_ice_servers_come_from_the_secrets_table(tmp_path):

@@ -721,7 +721,8 @@ def test_each_run_of_a_comparison_counts_as_a_start(tiny, tmp_path):
     runner.start_series([config(tmp_path, epochs=1)] * 3, tiny, "visitor", [None] * 3)[0].thread.join(timeout=60)
     with pytest.raises(TrainingError) as info:
         runner.start_series([config(tmp_path, epochs=1)] * 3, tiny, "visitor", [None] * 3)
-    assert info.value.key == "err_rate_limited_train", "3 + 3 runs do not fit 4 an hour"
+    assert info.value.key == "err_rate_limited_series", "3 + 3 runs do not fit 4 an hour"
+    assert info.value.params["runs"] == 3 and 59 <= info.value.params["minutes"] <= 60
     runner.start(config(tmp_path, epochs=1), tiny, owner="visitor").thread.join(timeout=60)  # the fourth
 
 
