@@ -48,7 +48,7 @@ def _face_text(face: TrackedFace) -> str:
 
 def _counts(live: LiveSession) -> None:
     state = live.state()
-    if state.refused and state.streaming:
+    if state.stopping:
         st.rerun()  # the whole page, which stops the stream and says why
     fps, camera, skipped = st.columns(3)
     fps.metric(tr("live_fps"), f"{state.fps:.1f}")
@@ -111,16 +111,15 @@ def main() -> None:
             key="live_camera", mode=WebRtcMode.SENDRECV, media_stream_constraints=CAMERA,
             rtc_configuration={"iceServers": list(settings().ice_servers)},
             queued_video_frames_callback=live.on_frames, on_video_ended=live.reset,
-            desired_playing_state=False if state.refused and state.streaming else None,
+            desired_playing_state=False if state.stopping else None,
             translations={text: tr(f"live_webrtc_{text}") for text in WEBRTC_TEXTS})
-        refusing = state.refused and state.streaming  # the stream is being stopped
-        if context.state.playing and not refusing:
+        if context.state.playing and not state.stopping:
             st.fragment(run_every=REFRESH_S)(_counts)(live)
         st.caption(tr("live_privacy"))
         if label_font(lang()) is None:
             st.caption(tr("live_labels_english"))
     with panel:
-        if context.state.playing and not refusing:
+        if context.state.playing and not state.stopping:
             st.fragment(run_every=REFRESH_S)(_panel)(live)
         else:
             st.info(tr("live_press_start"))

@@ -76,6 +76,11 @@ class LiveState:
     refused: bool = False  # the latest stream found every live slot of the server taken
     streaming: bool = False  # frames arrive (since the stream started, until it ended)
 
+    @property
+    def stopping(self) -> bool:
+        """The stream runs without a slot: the page is to stop it."""
+        return self.refused and self.streaming
+
 
 class StreamSlots:
     """How many live streams a server runs at once: each stream takes a slot with its first frame and

@@ -313,7 +313,8 @@ def test_a_stream_that_finds_every_slot_taken_processes_nothing_until_it_ends(po
     watching._busy.result(timeout=30)
     assert asyncio.run(refused.on_frames(frames[1:2])) == []
     state = refused.state()
-    assert state.refused and state.streaming and refused._busy is None, "no frame went to the network"
+    assert state.refused and state.streaming and state.stopping and refused._busy is None, \
+        "no frame went to the network"
     assert predictor_calls["probabilities"] == [1], "the watching stream's one face only"
     watching.reset()
     assert asyncio.run(refused.on_frames(frames[2:])) == [] and refused._busy is None, \
